@@ -1,0 +1,52 @@
+// One attached role (producer or consumer) of one ring. The C++ handles and
+// the C API both drive rings through this interface; each ring kind provides
+// its own producer and consumer. Internal header.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "segment.hpp"
+#include "shmring/error.hpp"
+#include "shmring/ring.hpp"
+
+namespace shmring::detail {
+
+class Endpoint {
+ public:
+  Endpoint(OpenedSegment seg, Role role) noexcept : seg_(std::move(seg)), role_(role) {}
+  virtual ~Endpoint() = default;
+  Endpoint(const Endpoint&) = delete;
+  Endpoint& operator=(const Endpoint&) = delete;
+
+  // Producer side. The defaults answer a consumer that calls them.
+  virtual Errc reserve(std::size_t n, std::byte** out, std::int64_t timeout_ns);
+  virtual Errc commit(std::size_t n, bool publish);
+  // Consumer side.
+  virtual Errc peek(const std::byte** out, std::size_t* n, std::int64_t timeout_ns);
+  virtual Errc release(bool publish);
+  // Either side: publish deferred commits or releases.
+  virtual Errc flush() = 0;
+
+  std::size_t max_record() const noexcept { return static_cast<std::size_t>(seg_.geo.max_record); }
+  Kind kind() const noexcept { return seg_.geo.kind; }
+  Role role() const noexcept { return role_; }
+  const std::string& name() const noexcept { return seg_.name; }
+  const OpenedSegment& segment() const noexcept { return seg_; }
+
+ protected:
+  Errc wrong_role() const noexcept { return Errc::invalid_argument; }
+
+  OpenedSegment seg_;
+  Role role_;
+};
+
+// Opens the ring and attaches in the given role.
+Errc open_endpoint(std::string_view name, Role role, const OpenOptions& opts, std::unique_ptr<Endpoint>* out);
+
+// Per-kind factories (lib/spsc.cpp, ...).
+std::unique_ptr<Endpoint> make_spsc_endpoint(OpenedSegment seg, Role role, Errc* err);
+
+}  // namespace shmring::detail

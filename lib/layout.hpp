@@ -1,0 +1,199 @@
+// The shared-memory format, layout version 1 (docs/format.md describes every
+// byte). Plain data only: fixed-width integers, no pointers, no constructors.
+// Shared words are accessed through std::atomic_ref (see atom() below) so the
+// same bytes can be read with pread() by shmtool without running ring code.
+//
+// Internal header: never installed, never included by users.
+#pragma once
+
+#include <pthread.h>
+#include <semaphore.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "shmring/version.hpp"
+
+namespace shmring::detail {
+
+inline constexpr std::size_t kCacheLine = 64;
+// Fields written by different sides sit 128 bytes apart: one line each plus
+// the adjacent line that the L2 spatial prefetcher pulls in with it.
+inline constexpr std::size_t kSeparation = 128;
+inline constexpr std::size_t kHeaderSize = 4096;
+inline constexpr std::size_t kAttachEntries = 32;
+
+inline constexpr char kMagic[8] = {'S', 'H', 'M', 'R', 'I', 'N', 'G', '\0'};
+
+inline constexpr std::uint32_t kInitInitialising = 0;  // zero-filled by ftruncate
+inline constexpr std::uint32_t kInitReady = 1;
+
+inline constexpr std::uint64_t kMinCapacity = 4096;
+inline constexpr std::uint64_t kMaxCapacity = std::uint64_t{1} << 40;
+
+// ---- Records of the variable-length kinds (spsc, locked) ------------------
+// Every record starts 8-byte aligned with this header; its footprint is
+// align8(8 + len). A record never wraps: when it does not fit before the end
+// of the data area, the producer writes a skip record over the rest of the
+// area (len = bytes to the end - 8) and puts the record at offset 0.
+struct RecordHeader {
+  std::uint32_t len;  // payload bytes
+  std::uint32_t tag;  // kRecordTag or kSkipTag; anything else is corruption
+};
+inline constexpr std::uint32_t kRecordTag = 0x31434552;  // "REC1"
+inline constexpr std::uint32_t kSkipTag = 0x50494b53;    // "SKIP"
+inline constexpr std::uint64_t kRecordAlign = 8;
+
+constexpr std::uint64_t record_footprint(std::uint64_t len) noexcept {
+  return (sizeof(RecordHeader) + len + kRecordAlign - 1) & ~(kRecordAlign - 1);
+}
+
+// ---- Header blocks ------------------------------------------------------------
+
+// Offset 0: written once by the creator before it publishes kInitReady;
+// read-only afterwards except for init_state and reset_gen.
+struct IdentityBlock {
+  char magic[8];                 // kMagic
+  std::uint32_t layout_version;  // kLayoutVersion
+  std::uint32_t header_size;     // kHeaderSize
+  std::uint32_t kind;            // shmring::Kind
+  std::uint32_t wait;            // shmring::WaitStrategy
+  std::uint64_t capacity;        // data area bytes (spsc, locked); power of two
+  std::uint64_t slot_size;       // mpmc: payload bytes per slot; 0 otherwise
+  std::uint64_t slot_count;      // mpmc: number of slots; 0 otherwise
+  std::uint64_t data_offset;     // kHeaderSize
+  std::uint64_t total_size;      // data_offset + data area bytes == object size
+  std::uint64_t max_record;      // largest payload of one record
+  std::int64_t create_time_ns;   // CLOCK_REALTIME at creation
+  std::int32_t creator_pid;
+  std::uint32_t mode;            // permission bits applied at creation
+  std::uint32_t init_state;      // atomic: kInitInitialising -> kInitReady (once)
+  std::uint32_t reset_gen;       // atomic: bumped by a forced reset
+  std::uint32_t attach_capacity; // kAttachEntries
+  std::uint32_t flags;           // feature bits; none defined in version 1
+  std::uint32_t abi_mutex_size;  // sizeof(pthread_mutex_t) of the creator
+  std::uint32_t abi_sem_size;    // sizeof(sem_t) of the creator
+  std::uint32_t liveness_ms;     // peer-death detection bound
+  std::uint32_t reserved0;
+  std::uint64_t reserved1;
+};
+
+// Written only by the producer side (spsc) or by producers (mpmc/locked).
+struct ProducerLine {
+  std::uint64_t tail;     // atomic: byte index one past the last published record
+  std::uint64_t records;  // atomic: records published so far (statistic)
+  std::uint8_t pad[kSeparation - 16];
+};
+
+// Written only by the consumer side.
+struct ConsumerLine {
+  std::uint64_t head;     // atomic: byte index of the oldest unreleased record
+  std::uint64_t records;  // atomic: records released so far (statistic)
+  std::uint8_t pad[kSeparation - 16];
+};
+
+// A futex word with its waiter count (wait strategy futex), one per
+// direction: "data available" (consumers sleep) and "space available"
+// (producers sleep).
+struct WaitLine {
+  std::uint32_t seq;      // atomic: futex word, bumped by the waker
+  std::uint32_t waiters;  // atomic: sleepers announced on seq
+  std::uint8_t pad[kSeparation - 8];
+};
+
+// Wait strategy sem: two process-shared unnamed semaphores that only count
+// events (never used as locks).
+struct SemBlock {
+  alignas(32) unsigned char data_sem[32];
+  alignas(32) unsigned char space_sem[32];
+  std::uint8_t pad[kSeparation - 64];
+};
+
+// The locked kind's robust mutex and the state it protects.
+struct LockBlock {
+  alignas(64) unsigned char mutex[64];  // pthread_mutex_t (robust, pshared)
+  std::uint64_t pending_owner;          // pid of a holder with an open reservation
+  std::uint64_t pending_pos;            // where that reservation starts
+  std::uint8_t pad[256 - 80];
+};
+
+// One attached process.
+struct AttachEntry {
+  std::uint64_t state;          // atomic: kAttachFree / claimed word (docs/format.md)
+  std::int32_t pid;
+  std::uint32_t role;           // shmring::Role
+  std::uint64_t start_time;     // /proc/PID/stat field 22, to tell reused pids apart
+  std::int64_t attach_time_ns;  // CLOCK_REALTIME
+  std::uint64_t reserved[4];
+};
+
+struct Header {
+  IdentityBlock id;                          // 0
+  std::uint8_t pad0[kSeparation - sizeof(IdentityBlock)];
+  ProducerLine prod;                         // 128
+  ConsumerLine cons;                         // 256
+  WaitLine data_wait;                        // 384
+  WaitLine space_wait;                       // 512
+  SemBlock sems;                             // 640
+  LockBlock lock;                            // 768
+  AttachEntry attach[kAttachEntries];        // 1024
+  std::uint8_t reserved[kHeaderSize - 1024 - kAttachEntries * sizeof(AttachEntry)];  // 3072
+};
+
+// ---- Layout facts: a change here is a format change (bump kLayoutVersion) ----
+static_assert(sizeof(RecordHeader) == 8);
+static_assert(sizeof(IdentityBlock) == 128);
+static_assert(offsetof(IdentityBlock, layout_version) == 8);
+static_assert(offsetof(IdentityBlock, kind) == 16);
+static_assert(offsetof(IdentityBlock, capacity) == 24);
+static_assert(offsetof(IdentityBlock, slot_size) == 32);
+static_assert(offsetof(IdentityBlock, slot_count) == 40);
+static_assert(offsetof(IdentityBlock, data_offset) == 48);
+static_assert(offsetof(IdentityBlock, total_size) == 56);
+static_assert(offsetof(IdentityBlock, max_record) == 64);
+static_assert(offsetof(IdentityBlock, create_time_ns) == 72);
+static_assert(offsetof(IdentityBlock, creator_pid) == 80);
+static_assert(offsetof(IdentityBlock, mode) == 84);
+static_assert(offsetof(IdentityBlock, init_state) == 88);
+static_assert(offsetof(IdentityBlock, reset_gen) == 92);
+static_assert(offsetof(IdentityBlock, attach_capacity) == 96);
+static_assert(offsetof(IdentityBlock, flags) == 100);
+static_assert(offsetof(IdentityBlock, abi_mutex_size) == 104);
+static_assert(offsetof(IdentityBlock, abi_sem_size) == 108);
+static_assert(offsetof(IdentityBlock, liveness_ms) == 112);
+static_assert(sizeof(ProducerLine) == kSeparation && sizeof(ConsumerLine) == kSeparation);
+static_assert(sizeof(WaitLine) == kSeparation && sizeof(SemBlock) == kSeparation);
+static_assert(sizeof(LockBlock) == 256);
+static_assert(offsetof(LockBlock, pending_owner) == 64);
+static_assert(sizeof(AttachEntry) == 64);
+static_assert(offsetof(AttachEntry, pid) == 8);
+static_assert(offsetof(AttachEntry, role) == 12);
+static_assert(offsetof(AttachEntry, start_time) == 16);
+static_assert(offsetof(AttachEntry, attach_time_ns) == 24);
+static_assert(offsetof(Header, prod) == 128);
+static_assert(offsetof(Header, cons) == 256);
+static_assert(offsetof(Header, data_wait) == 384);
+static_assert(offsetof(Header, space_wait) == 512);
+static_assert(offsetof(Header, sems) == 640);
+static_assert(offsetof(Header, lock) == 768);
+static_assert(offsetof(Header, attach) == 1024);
+static_assert(sizeof(Header) == kHeaderSize);
+// Producer-written and consumer-written words never share a line (nor an
+// adjacent-line prefetch pair).
+static_assert(offsetof(Header, cons) - offsetof(Header, prod) >= kSeparation);
+static_assert(sizeof(pthread_mutex_t) <= sizeof(LockBlock::mutex));
+static_assert(alignof(pthread_mutex_t) <= 64);
+static_assert(sizeof(sem_t) <= 32 && alignof(sem_t) <= 32);
+static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free);
+static_assert(std::atomic_ref<std::uint32_t>::is_always_lock_free);
+static_assert(std::atomic_ref<std::uint64_t>::required_alignment <= alignof(std::uint64_t));
+static_assert(std::atomic_ref<std::uint32_t>::required_alignment <= alignof(std::uint32_t));
+
+// Atomic access to a shared word. Every call site names its ordering partner.
+template <class T>
+inline std::atomic_ref<T> atom(T& word) noexcept {
+  return std::atomic_ref<T>(word);
+}
+
+}  // namespace shmring::detail

@@ -1,0 +1,284 @@
+// The spsc ring: variable-length records in one byte array, one producer and
+// one consumer. Ordering labels (docs/memory-ordering.md):
+//
+//   P-R1  producer: tail.store(release)   publishes the records before it
+//   C-A1  consumer: tail.load(acquire)    pairs with P-R1
+//   C-R1  consumer: head.store(release)   hands the space before it back
+//   P-A1  producer: head.load(acquire)    pairs with C-R1 (the consumer's
+//                                         reads of that space are finished)
+//
+// Indices are free-running 64-bit byte counters; the offset in the data area
+// is index & (capacity - 1). Every subtraction is unsigned, so the arithmetic
+// stays right across the 2^64 wrap (tested by starting near it).
+//
+//   data area (capacity C)
+//   0                 head&mask        tail&mask              C
+//   |   free           | rec | rec | rec |      free          |
+//                      ^ consumer reads here   ^ producer writes here
+//
+// A record whose footprint F does not fit between the write offset and the
+// end goes to offset 0, and a skip record covers the bytes up to the end.
+// Each side keeps a cached copy of the other's index and reloads it only
+// when the cache says the ring is full (producer) or empty (consumer), so
+// the fast path touches only its own line plus the records themselves.
+#include <cstring>
+
+#include "endpoint.hpp"
+#include "wait.hpp"
+
+namespace shmring::detail {
+
+namespace {
+
+class SpscProducer final : public Endpoint {
+ public:
+  SpscProducer(OpenedSegment seg, std::uint64_t tail, std::uint64_t head) noexcept
+      : Endpoint(std::move(seg), Role::producer),
+        tail_(&seg_.hdr->prod.tail),
+        records_(&seg_.hdr->prod.records),
+        head_(&seg_.hdr->cons.head),
+        data_(seg_.data),
+        cap_(seg_.geo.capacity),
+        mask_(seg_.geo.capacity - 1),
+        write_pos_(tail),
+        published_(tail),
+        head_cache_(head) {
+    // Sole writer of prod.records: relaxed is enough (a statistic).
+    records_local_ = atom(*records_).load(std::memory_order_relaxed);
+  }
+
+  ~SpscProducer() override { flush(); }
+
+  Errc reserve(std::size_t n, std::byte** out, std::int64_t timeout_ns) override {
+    if (corrupt_) return Errc::corrupt;
+    if (n > seg_.geo.max_record) return Errc::too_big;
+    const std::uint64_t f = record_footprint(n);
+    const std::uint64_t off = write_pos_ & mask_;
+    const std::uint64_t room = cap_ - off;
+    const std::uint64_t need = f <= room ? f : room + f;
+    if (write_pos_ + need - head_cache_ > cap_) {
+      // Staged records must be visible before we wait for the consumer to
+      // make room, or it could wait for them forever.
+      if (published_ != write_pos_) publish();
+      const Errc e = wait_until([&] { return refresh_head(need); }, timeout_ns);
+      if (e != Errc::ok) return e;
+    }
+    std::uint64_t pos = write_pos_;
+    if (f > room) {
+      // Not yet visible: the skip record is published with the record after it.
+      const RecordHeader skip{static_cast<std::uint32_t>(room - sizeof(RecordHeader)), kSkipTag};
+      std::memcpy(data_ + off, &skip, sizeof skip);
+      pos += room;
+      write_pos_ = pos;
+    }
+    reserved_pos_ = pos;
+    reserved_n_ = n;
+    has_reservation_ = true;
+    *out = data_ + (pos & mask_) + sizeof(RecordHeader);
+    return Errc::ok;
+  }
+
+  Errc commit(std::size_t n, bool publish_now) override {
+    if (corrupt_) return Errc::corrupt;
+    if (!has_reservation_ || n > reserved_n_) return Errc::invalid_argument;
+    const RecordHeader h{static_cast<std::uint32_t>(n), kRecordTag};
+    std::memcpy(data_ + (reserved_pos_ & mask_), &h, sizeof h);
+    write_pos_ = reserved_pos_ + record_footprint(n);
+    has_reservation_ = false;
+    ++records_local_;
+    if (publish_now) publish();
+    return Errc::ok;
+  }
+
+  Errc flush() override {
+    if (corrupt_) return Errc::corrupt;
+    if (published_ != write_pos_) publish();
+    return Errc::ok;
+  }
+
+ private:
+  void publish() noexcept {
+    // P-R1: release, publishes the payloads and record headers written
+    // before it; pairs with C-A1 in SpscConsumer::refresh_tail.
+    atom(*tail_).store(write_pos_, std::memory_order_release);
+    // Sole writer; a statistic read by shmtool, ordered by nothing.
+    atom(*records_).store(records_local_, std::memory_order_relaxed);
+    published_ = write_pos_;
+  }
+
+  Errc refresh_head(std::uint64_t need) noexcept {
+    // P-A1: acquire, pairs with C-R1 in SpscConsumer::publish: the consumer
+    // is done reading the space it handed back.
+    const std::uint64_t h = atom(*head_).load(std::memory_order_acquire);
+    // Untrusted: the consumer can never be ahead of what we published, nor
+    // more than a capacity behind it, and records are 8-byte aligned.
+    if (published_ - h > cap_ || (h & (kRecordAlign - 1)) != 0) {
+      corrupt_ = true;
+      return fail(Errc::corrupt, seg_.name,
+                  "consumer index " + std::to_string(h) + " out of range (tail " + std::to_string(published_) +
+                      ")");
+    }
+    head_cache_ = h;
+    return write_pos_ + need - h > cap_ ? Errc::would_block : Errc::ok;
+  }
+
+  std::uint64_t* tail_;
+  std::uint64_t* records_;
+  std::uint64_t* head_;
+  std::byte* data_;
+  const std::uint64_t cap_;
+  const std::uint64_t mask_;
+  std::uint64_t write_pos_;   // where the next record goes (after staged ones)
+  std::uint64_t published_;   // last value stored to tail
+  std::uint64_t head_cache_;  // last value loaded from head
+  std::uint64_t reserved_pos_ = 0;
+  std::size_t reserved_n_ = 0;
+  std::uint64_t records_local_ = 0;
+  bool has_reservation_ = false;
+  bool corrupt_ = false;
+};
+
+class SpscConsumer final : public Endpoint {
+ public:
+  SpscConsumer(OpenedSegment seg, std::uint64_t tail, std::uint64_t head) noexcept
+      : Endpoint(std::move(seg), Role::consumer),
+        tail_(&seg_.hdr->prod.tail),
+        head_(&seg_.hdr->cons.head),
+        records_(&seg_.hdr->cons.records),
+        data_(seg_.data),
+        cap_(seg_.geo.capacity),
+        mask_(seg_.geo.capacity - 1),
+        max_record_(seg_.geo.max_record),
+        read_pos_(head),
+        released_(head),
+        tail_cache_(tail) {
+    // Sole writer of cons.records: relaxed is enough (a statistic).
+    records_local_ = atom(*records_).load(std::memory_order_relaxed);
+  }
+
+  ~SpscConsumer() override { flush(); }
+
+  Errc peek(const std::byte** out, std::size_t* n, std::int64_t timeout_ns) override {
+    if (corrupt_) return Errc::corrupt;
+    if (!has_peek_) {
+      Errc e = next_record();
+      if (e == Errc::would_block && timeout_ns != 0) {
+        // Hand back deferred releases before sleeping, or a producer waiting
+        // for that space would never fill the ring we wait on.
+        if (released_ != read_pos_) publish();
+        e = wait_until([&] { return next_record(); }, timeout_ns);
+      }
+      if (e != Errc::ok) return e;
+    }
+    *out = data_ + (read_pos_ & mask_) + sizeof(RecordHeader);
+    *n = peek_len_;
+    return Errc::ok;
+  }
+
+  Errc release(bool publish_now) override {
+    if (corrupt_) return Errc::corrupt;
+    if (!has_peek_) return Errc::invalid_argument;
+    read_pos_ += record_footprint(peek_len_);
+    has_peek_ = false;
+    ++records_local_;
+    if (publish_now) publish();
+    return Errc::ok;
+  }
+
+  Errc flush() override {
+    if (corrupt_) return Errc::corrupt;
+    if (released_ != read_pos_) publish();
+    return Errc::ok;
+  }
+
+ private:
+  void publish() noexcept {
+    // C-R1: release, hands the space before read_pos_ back to the producer
+    // once our reads of it are done; pairs with P-A1 in refresh_head.
+    atom(*head_).store(read_pos_, std::memory_order_release);
+    // Sole writer; a statistic read by shmtool, ordered by nothing.
+    atom(*records_).store(records_local_, std::memory_order_relaxed);
+    released_ = read_pos_;
+  }
+
+  Errc corrupt(std::string cause) {
+    corrupt_ = true;
+    return fail(Errc::corrupt, seg_.name, std::move(cause));
+  }
+
+  // Finds the record at read_pos_ (skipping a skip record), validating every
+  // value read from the ring before it is used.
+  Errc next_record() {
+    for (;;) {
+      if (read_pos_ == tail_cache_) {
+        // C-A1: acquire, pairs with P-R1 in SpscProducer::publish: the
+        // records before the tail are completely written.
+        const std::uint64_t t = atom(*tail_).load(std::memory_order_acquire);
+        if (t - released_ > cap_ || (t & (kRecordAlign - 1)) != 0 || t - read_pos_ > cap_) {
+          return corrupt("producer index " + std::to_string(t) + " out of range (head " +
+                         std::to_string(released_) + ")");
+        }
+        tail_cache_ = t;
+        if (read_pos_ == t) return Errc::would_block;
+      }
+      const std::uint64_t avail = tail_cache_ - read_pos_;
+      const std::uint64_t off = read_pos_ & mask_;
+      if (avail < sizeof(RecordHeader)) return corrupt("partial record header before the tail");
+      RecordHeader h;
+      std::memcpy(&h, data_ + off, sizeof h);  // one copy, then only the copy is used
+      if (h.tag == kSkipTag) {
+        const std::uint64_t to_end = cap_ - off;
+        if (std::uint64_t{h.len} + sizeof(RecordHeader) != to_end || to_end > avail)
+          return corrupt("bad skip record at offset " + std::to_string(off));
+        read_pos_ += to_end;
+        continue;
+      }
+      if (h.tag != kRecordTag) return corrupt("bad record tag at offset " + std::to_string(off));
+      const std::uint64_t f = record_footprint(h.len);
+      if (h.len > max_record_ || f > avail || off + f > cap_) {
+        return corrupt("record length " + std::to_string(h.len) + " at offset " + std::to_string(off) +
+                       " exceeds the ring");
+      }
+      peek_len_ = h.len;
+      has_peek_ = true;
+      return Errc::ok;
+    }
+  }
+
+  std::uint64_t* tail_;
+  std::uint64_t* head_;
+  std::uint64_t* records_;
+  std::byte* data_;
+  const std::uint64_t cap_;
+  const std::uint64_t mask_;
+  const std::uint64_t max_record_;
+  std::uint64_t read_pos_;    // start of the next unreleased record
+  std::uint64_t released_;    // last value stored to head
+  std::uint64_t tail_cache_;  // last value loaded from tail
+  std::uint64_t records_local_ = 0;
+  std::size_t peek_len_ = 0;
+  bool has_peek_ = false;
+  bool corrupt_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Endpoint> make_spsc_endpoint(OpenedSegment seg, Role role, Errc* err) {
+  Header* h = seg.hdr;
+  // Attach-time snapshot of both indices. Acquire pairs with the other
+  // side's release (P-R1 / C-R1) so what they published is visible.
+  const std::uint64_t tail = atom(h->prod.tail).load(std::memory_order_acquire);
+  const std::uint64_t head = atom(h->cons.head).load(std::memory_order_acquire);
+  const std::uint64_t cap = seg.geo.capacity;
+  if (tail - head > cap || ((tail | head) & (kRecordAlign - 1)) != 0) {
+    *err = fail(Errc::corrupt, seg.name,
+                "indices out of range (head " + std::to_string(head) + ", tail " + std::to_string(tail) +
+                    ", capacity " + std::to_string(cap) + ")");
+    return nullptr;
+  }
+  *err = Errc::ok;
+  if (role == Role::producer) return std::make_unique<SpscProducer>(std::move(seg), tail, head);
+  return std::make_unique<SpscConsumer>(std::move(seg), tail, head);
+}
+
+}  // namespace shmring::detail
