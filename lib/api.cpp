@@ -69,9 +69,11 @@ Errc open_endpoint(std::string_view name, Role role, const OpenOptions& opts, st
   if (role != Role::producer && role != Role::consumer) return fail(Errc::invalid_argument, name, "unknown role");
   OpenedSegment seg;
   if (Errc e = open_segment(name, opts.init_timeout, &seg); e != Errc::ok) return e;
+  Attachment att;
+  if (Errc e = att.attach(seg.hdr, seg.name, role, seg.geo.kind == Kind::spsc); e != Errc::ok) return e;
   Errc err = Errc::ok;
   switch (seg.geo.kind) {
-    case Kind::spsc: *out = make_spsc_endpoint(std::move(seg), role, &err); break;
+    case Kind::spsc: *out = make_spsc_endpoint(std::move(seg), std::move(att), role, &err); break;
     default: return fail(Errc::invalid_argument, seg.name, "ring kind not supported by this version");
   }
   return err;

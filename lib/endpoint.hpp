@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "liveness.hpp"
 #include "segment.hpp"
 #include "shmring/error.hpp"
 #include "shmring/ring.hpp"
@@ -16,7 +17,8 @@ namespace shmring::detail {
 
 class Endpoint {
  public:
-  Endpoint(OpenedSegment seg, Role role) noexcept : seg_(std::move(seg)), role_(role) {}
+  Endpoint(OpenedSegment seg, Attachment att, Role role) noexcept
+      : seg_(std::move(seg)), att_(std::move(att)), role_(role) {}
   virtual ~Endpoint() = default;
   Endpoint(const Endpoint&) = delete;
   Endpoint& operator=(const Endpoint&) = delete;
@@ -40,6 +42,7 @@ class Endpoint {
   Errc wrong_role() const noexcept { return Errc::invalid_argument; }
 
   OpenedSegment seg_;
+  Attachment att_;  // destroyed before seg_ unmaps the table it points into
   Role role_;
 };
 
@@ -47,6 +50,8 @@ class Endpoint {
 Errc open_endpoint(std::string_view name, Role role, const OpenOptions& opts, std::unique_ptr<Endpoint>* out);
 
 // Per-kind factories (lib/spsc.cpp, ...).
-std::unique_ptr<Endpoint> make_spsc_endpoint(OpenedSegment seg, Role role, Errc* err);
+// The attachment is made (exclusive roles claimed) before a kind reads its
+// indices, so a replaced producer's successor starts from the final tail.
+std::unique_ptr<Endpoint> make_spsc_endpoint(OpenedSegment seg, Attachment att, Role role, Errc* err);
 
 }  // namespace shmring::detail

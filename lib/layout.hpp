@@ -128,6 +128,29 @@ struct AttachEntry {
   std::uint64_t reserved[4];
 };
 
+// Who holds the exclusive roles of an spsc ring, and how many attaches each
+// role has seen (for the peer-gone rule).
+struct RoleBlock {
+  std::uint64_t owner[2];     // atomic, [role-1]: 0 none, else owner_word(pid, entry)
+  std::uint64_t attaches[2];  // atomic, [role-1]: attaches so far (monotonic)
+  std::uint8_t pad[kSeparation - 32];
+};
+
+// Attach entry state word: pid in bits 63..32, role in bits 15..8, phase in
+// bits 7..0. Zero means free.
+inline constexpr std::uint64_t kPhaseClaiming = 1;  // fields being written
+inline constexpr std::uint64_t kPhaseAttached = 2;  // fields complete
+constexpr std::uint64_t attach_word(std::int32_t pid, std::uint32_t role, std::uint64_t phase) noexcept {
+  return (std::uint64_t{static_cast<std::uint32_t>(pid)} << 32) | (std::uint64_t{role & 0xff} << 8) | phase;
+}
+constexpr std::int32_t attach_word_pid(std::uint64_t w) noexcept { return static_cast<std::int32_t>(w >> 32); }
+constexpr std::uint32_t attach_word_role(std::uint64_t w) noexcept { return static_cast<std::uint32_t>((w >> 8) & 0xff); }
+constexpr std::uint64_t attach_word_phase(std::uint64_t w) noexcept { return w & 0xff; }
+// Role owner word: pid in bits 63..32, attach entry index + 1 in bits 31..0.
+constexpr std::uint64_t owner_word(std::int32_t pid, std::uint32_t entry) noexcept {
+  return (std::uint64_t{static_cast<std::uint32_t>(pid)} << 32) | (entry + 1);
+}
+
 struct Header {
   IdentityBlock id;                          // 0
   std::uint8_t pad0[kSeparation - sizeof(IdentityBlock)];
@@ -138,7 +161,8 @@ struct Header {
   SemBlock sems;                             // 640
   LockBlock lock;                            // 768
   AttachEntry attach[kAttachEntries];        // 1024
-  std::uint8_t reserved[kHeaderSize - 1024 - kAttachEntries * sizeof(AttachEntry)];  // 3072
+  RoleBlock roles;                           // 3072
+  std::uint8_t reserved[kHeaderSize - 3072 - kSeparation];  // 3200
 };
 
 // ---- Layout facts: a change here is a format change (bump kLayoutVersion) ----
@@ -178,6 +202,9 @@ static_assert(offsetof(Header, space_wait) == 512);
 static_assert(offsetof(Header, sems) == 640);
 static_assert(offsetof(Header, lock) == 768);
 static_assert(offsetof(Header, attach) == 1024);
+static_assert(offsetof(Header, roles) == 3072);
+static_assert(offsetof(RoleBlock, attaches) == 16);
+static_assert(sizeof(RoleBlock) == kSeparation);
 static_assert(sizeof(Header) == kHeaderSize);
 // Producer-written and consumer-written words never share a line (nor an
 // adjacent-line prefetch pair).

@@ -299,6 +299,14 @@ Errc create_segment(std::string_view name_in, const Config& cfg) {
   id.abi_mutex_size = sizeof(pthread_mutex_t);
   id.abi_sem_size = sizeof(sem_t);
   id.liveness_ms = g.liveness_ms;
+  if (g.wait == WaitStrategy::sem) {
+    // Process-shared, initialised exactly once, by the exclusive creator,
+    // before the ring is published as ready.
+    if (::sem_init(reinterpret_cast<sem_t*>(h->sems.data_sem), 1, 0) != 0 ||
+        ::sem_init(reinterpret_cast<sem_t*>(h->sems.space_sem), 1, 0) != 0) {
+      return undo(Errc::system_error, "sem_init: " + errno_text(errno));
+    }
+  }
   std::memcpy(id.magic, kMagic, sizeof kMagic);
   // I-R1: release, publishes every field above; pairs with I-A1 in open_segment.
   atom(id.init_state).store(kInitReady, std::memory_order_release);

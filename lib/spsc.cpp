@@ -24,6 +24,7 @@
 #include <cstring>
 
 #include "endpoint.hpp"
+#include "hooks.hpp"
 #include "wait.hpp"
 
 namespace shmring::detail {
@@ -32,8 +33,8 @@ namespace {
 
 class SpscProducer final : public Endpoint {
  public:
-  SpscProducer(OpenedSegment seg, std::uint64_t tail, std::uint64_t head) noexcept
-      : Endpoint(std::move(seg), Role::producer),
+  SpscProducer(OpenedSegment seg, Attachment att, std::uint64_t tail, std::uint64_t head) noexcept
+      : Endpoint(std::move(seg), std::move(att), Role::producer),
         tail_(&seg_.hdr->prod.tail),
         records_(&seg_.hdr->prod.records),
         head_(&seg_.hdr->cons.head),
@@ -42,9 +43,14 @@ class SpscProducer final : public Endpoint {
         mask_(seg_.geo.capacity - 1),
         write_pos_(tail),
         published_(tail),
-        head_cache_(head) {
+        head_cache_(head),
+        peer_(seg_.hdr, Role::consumer, seg_.geo.liveness_ms),
+        waiter_(seg_.geo.wait, &seg_.hdr->space_wait, seg_.hdr->sems.space_sem, &peer_) {
     // Sole writer of prod.records: relaxed is enough (a statistic).
     records_local_ = atom(*records_).load(std::memory_order_relaxed);
+    // We hold the producer role exclusively, so nobody else can be asleep
+    // waiting for space: drop a count a killed predecessor left behind.
+    atom(seg_.hdr->space_wait.waiters).store(0, std::memory_order_relaxed);
   }
 
   ~SpscProducer() override { flush(); }
@@ -60,7 +66,7 @@ class SpscProducer final : public Endpoint {
       // Staged records must be visible before we wait for the consumer to
       // make room, or it could wait for them forever.
       if (published_ != write_pos_) publish();
-      const Errc e = wait_until([&] { return refresh_head(need); }, timeout_ns);
+      const Errc e = waiter_.wait([&] { return refresh_head(need); }, timeout_ns);
       if (e != Errc::ok) return e;
     }
     std::uint64_t pos = write_pos_;
@@ -71,6 +77,7 @@ class SpscProducer final : public Endpoint {
       pos += room;
       write_pos_ = pos;
     }
+    SHMRING_CRASHPOINT("spsc.reserve");
     reserved_pos_ = pos;
     reserved_n_ = n;
     has_reservation_ = true;
@@ -81,8 +88,10 @@ class SpscProducer final : public Endpoint {
   Errc commit(std::size_t n, bool publish_now) override {
     if (corrupt_) return Errc::corrupt;
     if (!has_reservation_ || n > reserved_n_) return Errc::invalid_argument;
+    SHMRING_CRASHPOINT("spsc.commit.before_header");
     const RecordHeader h{static_cast<std::uint32_t>(n), kRecordTag};
     std::memcpy(data_ + (reserved_pos_ & mask_), &h, sizeof h);
+    SHMRING_CRASHPOINT("spsc.commit.before_publish");
     write_pos_ = reserved_pos_ + record_footprint(n);
     has_reservation_ = false;
     ++records_local_;
@@ -99,11 +108,13 @@ class SpscProducer final : public Endpoint {
  private:
   void publish() noexcept {
     // P-R1: release, publishes the payloads and record headers written
-    // before it; pairs with C-A1 in SpscConsumer::refresh_tail.
+    // before it; pairs with C-A1 in SpscConsumer::next_record.
     atom(*tail_).store(write_pos_, std::memory_order_release);
     // Sole writer; a statistic read by shmtool, ordered by nothing.
     atom(*records_).store(records_local_, std::memory_order_relaxed);
     published_ = write_pos_;
+    SHMRING_CRASHPOINT("spsc.commit.after_publish");
+    notify(seg_.geo.wait, seg_.hdr->data_wait, seg_.hdr->sems.data_sem);
   }
 
   Errc refresh_head(std::uint64_t need) noexcept {
@@ -136,12 +147,14 @@ class SpscProducer final : public Endpoint {
   std::uint64_t records_local_ = 0;
   bool has_reservation_ = false;
   bool corrupt_ = false;
+  PeerWatch peer_;
+  Waiter waiter_;
 };
 
 class SpscConsumer final : public Endpoint {
  public:
-  SpscConsumer(OpenedSegment seg, std::uint64_t tail, std::uint64_t head) noexcept
-      : Endpoint(std::move(seg), Role::consumer),
+  SpscConsumer(OpenedSegment seg, Attachment att, std::uint64_t tail, std::uint64_t head) noexcept
+      : Endpoint(std::move(seg), std::move(att), Role::consumer),
         tail_(&seg_.hdr->prod.tail),
         head_(&seg_.hdr->cons.head),
         records_(&seg_.hdr->cons.records),
@@ -151,9 +164,14 @@ class SpscConsumer final : public Endpoint {
         max_record_(seg_.geo.max_record),
         read_pos_(head),
         released_(head),
-        tail_cache_(tail) {
+        tail_cache_(tail),
+        peer_(seg_.hdr, Role::producer, seg_.geo.liveness_ms),
+        waiter_(seg_.geo.wait, &seg_.hdr->data_wait, seg_.hdr->sems.data_sem, &peer_) {
     // Sole writer of cons.records: relaxed is enough (a statistic).
     records_local_ = atom(*records_).load(std::memory_order_relaxed);
+    // We hold the consumer role exclusively, so nobody else can be asleep
+    // waiting for data: drop a count a killed predecessor left behind.
+    atom(seg_.hdr->data_wait.waiters).store(0, std::memory_order_relaxed);
   }
 
   ~SpscConsumer() override { flush(); }
@@ -166,10 +184,11 @@ class SpscConsumer final : public Endpoint {
         // Hand back deferred releases before sleeping, or a producer waiting
         // for that space would never fill the ring we wait on.
         if (released_ != read_pos_) publish();
-        e = wait_until([&] { return next_record(); }, timeout_ns);
       }
+      if (e == Errc::would_block) e = waiter_.wait([&] { return next_record(); }, timeout_ns);
       if (e != Errc::ok) return e;
     }
+    SHMRING_CRASHPOINT("spsc.peek");
     *out = data_ + (read_pos_ & mask_) + sizeof(RecordHeader);
     *n = peek_len_;
     return Errc::ok;
@@ -178,6 +197,7 @@ class SpscConsumer final : public Endpoint {
   Errc release(bool publish_now) override {
     if (corrupt_) return Errc::corrupt;
     if (!has_peek_) return Errc::invalid_argument;
+    SHMRING_CRASHPOINT("spsc.release.before_publish");
     read_pos_ += record_footprint(peek_len_);
     has_peek_ = false;
     ++records_local_;
@@ -199,6 +219,7 @@ class SpscConsumer final : public Endpoint {
     // Sole writer; a statistic read by shmtool, ordered by nothing.
     atom(*records_).store(records_local_, std::memory_order_relaxed);
     released_ = read_pos_;
+    notify(seg_.geo.wait, seg_.hdr->space_wait, seg_.hdr->sems.space_sem);
   }
 
   Errc corrupt(std::string cause) {
@@ -259,11 +280,13 @@ class SpscConsumer final : public Endpoint {
   std::size_t peek_len_ = 0;
   bool has_peek_ = false;
   bool corrupt_ = false;
+  PeerWatch peer_;
+  Waiter waiter_;
 };
 
 }  // namespace
 
-std::unique_ptr<Endpoint> make_spsc_endpoint(OpenedSegment seg, Role role, Errc* err) {
+std::unique_ptr<Endpoint> make_spsc_endpoint(OpenedSegment seg, Attachment att, Role role, Errc* err) {
   Header* h = seg.hdr;
   // Attach-time snapshot of both indices. Acquire pairs with the other
   // side's release (P-R1 / C-R1) so what they published is visible.
@@ -271,14 +294,15 @@ std::unique_ptr<Endpoint> make_spsc_endpoint(OpenedSegment seg, Role role, Errc*
   const std::uint64_t head = atom(h->cons.head).load(std::memory_order_acquire);
   const std::uint64_t cap = seg.geo.capacity;
   if (tail - head > cap || ((tail | head) & (kRecordAlign - 1)) != 0) {
+    att.detach();
     *err = fail(Errc::corrupt, seg.name,
                 "indices out of range (head " + std::to_string(head) + ", tail " + std::to_string(tail) +
                     ", capacity " + std::to_string(cap) + ")");
     return nullptr;
   }
   *err = Errc::ok;
-  if (role == Role::producer) return std::make_unique<SpscProducer>(std::move(seg), tail, head);
-  return std::make_unique<SpscConsumer>(std::move(seg), tail, head);
+  if (role == Role::producer) return std::make_unique<SpscProducer>(std::move(seg), std::move(att), tail, head);
+  return std::make_unique<SpscConsumer>(std::move(seg), std::move(att), tail, head);
 }
 
 }  // namespace shmring::detail

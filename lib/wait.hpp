@@ -1,11 +1,36 @@
-// How a blocked call waits. Ring code calls only wait_until(); the strategy
-// decides how to pass the time between checks. Internal header.
+// How a blocked call waits and how a publisher wakes it. Internal header.
+//
+// The ring code calls only Waiter::wait (blocked side) and notify (after a
+// release store that may unblock the other side). The strategy is the
+// ring's, fixed at creation:
+//
+//   spin   pause-loop; after 100 us it yields every 64 rounds, so that an
+//          oversubscribed machine still makes progress
+//   futex  pause-loop for kBusyNs, then sleep on the WaitLine's 32-bit word
+//   sem    pause-loop for kBusyNs, then sleep on a process-shared sem_t
+//
+// The waiter-count protocol (docs/wait-strategies.md) keeps notify() free of
+// system calls unless somebody announced that it is going to sleep:
+//
+//   waiter                                 publisher
+//   W1 waiters.fetch_add(1)                P1 index.store(release)
+//   F-W fence(seq_cst)                     F-P fence(seq_cst)
+//   W2 s = seq.load()                      P2 if waiters.load() != 0:
+//   W3 re-check the ring (index load)      P3    seq.fetch_add(1); FUTEX_WAKE
+//   W4 if still blocked: FUTEX_WAIT(seq, s)
+//
+// F-W and F-P make this a store-buffering pattern: at least one side sees
+// the other's store. Either the waiter's W3 sees P1 (it does not sleep), or
+// the publisher's P2 sees W1 (it bumps seq; a W4 after P3 finds seq != s and
+// returns at once, a W4 before P3 is woken by it).
 #pragma once
 
 #include <sched.h>
 
 #include <cstdint>
 
+#include "layout.hpp"
+#include "liveness.hpp"
 #include "segment.hpp"
 #include "shmring/error.hpp"
 
@@ -23,30 +48,116 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-// Iterations of the busy phase before a waiter starts yielding the CPU, and
-// how often the busy phase looks at the clock.
-inline constexpr int kSpinIterations = 2048;
-inline constexpr int kClockEvery = 128;
+// How long futex and sem waiters spin before they sleep: long enough to
+// catch a peer that answers within a round trip, short enough that an idle
+// waiter costs nothing measurable.
+inline constexpr std::int64_t kBusyNs = 50'000;
+// The spin strategy starts yielding after this long.
+inline constexpr std::int64_t kSpinYieldAfterNs = 100'000;
+inline constexpr int kClockEvery = 64;
 
-// Calls ready() until it returns anything but would_block, or the timeout
-// (0 = try once, < 0 = forever, > 0 = nanoseconds) passes. The fast path (the
-// first check succeeds) reads no clock.
-template <class Ready>
-Errc wait_until(Ready&& ready, std::int64_t timeout_ns) {
-  Errc e = ready();
-  if (e != Errc::would_block || timeout_ns == 0) return e;
-  const std::int64_t deadline = timeout_ns < 0 ? INT64_MAX : monotonic_ns() + timeout_ns;
-  for (int i = 1;; ++i) {
-    if (i < kSpinIterations) {
-      cpu_relax();
-      if (i % kClockEvery == 0 && monotonic_ns() >= deadline) return Errc::timed_out;
-    } else {
-      if (monotonic_ns() >= deadline) return Errc::timed_out;
-      ::sched_yield();
-    }
-    e = ready();
-    if (e != Errc::would_block) return e;
+// Sleeps until the word changes from `seen`, a wake, a signal or the
+// absolute CLOCK_MONOTONIC time `until_ns`.
+void futex_sleep(std::uint32_t* word, std::uint32_t seen, std::int64_t until_ns) noexcept;
+void futex_wake_all(std::uint32_t* word) noexcept;
+void sem_sleep(unsigned char* sem, std::int64_t until_ns) noexcept;
+void sem_wake(unsigned char* sem, std::uint32_t waiters) noexcept;
+
+// FUTEX_WAKE and sem_post calls made by this process (tests use it to prove
+// the fast path makes none).
+std::uint64_t wake_syscalls() noexcept;
+
+// Wakes sleepers of `line` if any announced themselves. Call right after the
+// release store that publishes records (or frees space).
+inline void notify(WaitStrategy s, WaitLine& line, unsigned char* sem) noexcept {
+  if (s == WaitStrategy::spin) return;
+  // F-P: seq_cst fence, pairs with F-W in Waiter::wait (store-buffering:
+  // our index store before it, the waiter's count store before F-W).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // Ordered by F-P/F-W, relaxed is enough.
+  const std::uint32_t w = atom(line.waiters).load(std::memory_order_relaxed);
+  if (w == 0) return;
+  if (s == WaitStrategy::futex) {
+    // P3: release, pairs with W2 (a waiter that reads the new seq also
+    // sees our index store).
+    atom(line.seq).fetch_add(1, std::memory_order_release);
+    futex_wake_all(&line.seq);
+  } else {
+    sem_wake(sem, w);
   }
 }
+
+class Waiter {
+ public:
+  Waiter(WaitStrategy s, WaitLine* line, unsigned char* sem, PeerWatch* peer) noexcept
+      : s_(s), line_(line), sem_(sem), peer_(peer) {}
+
+  // Calls ready() until it returns anything but would_block; returns
+  // would_block (timeout 0), timed_out, or peer_gone when the peer rule of
+  // docs/liveness.md says nobody is left to unblock us.
+  template <class Ready>
+  Errc wait(Ready&& ready, std::int64_t timeout_ns) {
+    Errc e = ready();
+    if (e != Errc::would_block) return e;
+    std::int64_t now = monotonic_ns();
+    if (peer_gone(now, ready, &e)) return e;
+    if (timeout_ns == 0) return Errc::would_block;
+    const std::int64_t deadline = timeout_ns < 0 ? INT64_MAX : now + timeout_ns;
+    const std::int64_t start = now;
+    const std::int64_t busy_until = s_ == WaitStrategy::spin ? INT64_MAX : now + kBusyNs;
+    // Busy phase.
+    for (int i = 1;; ++i) {
+      cpu_relax();
+      e = ready();
+      if (e != Errc::would_block) return e;
+      if (i % kClockEvery == 0) {
+        now = monotonic_ns();
+        if (now >= deadline) return Errc::timed_out;
+        if (peer_gone(now, ready, &e)) return e;
+        if (now >= busy_until) break;
+        if (now - start >= kSpinYieldAfterNs) ::sched_yield();
+      }
+    }
+    // Sleep phase (futex, sem), each sleep bounded by the liveness period.
+    for (;;) {
+      const std::int64_t until = peer_ ? std::min(deadline, now + peer_->period_ns()) : deadline;
+      // W1: announce; seq_cst, and F-W below pairs with F-P in notify().
+      atom(line_->waiters).fetch_add(1, std::memory_order_seq_cst);
+      std::atomic_thread_fence(std::memory_order_seq_cst);  // F-W
+      // W2: acquire, pairs with P3 in notify().
+      const std::uint32_t seen = atom(line_->seq).load(std::memory_order_acquire);
+      e = ready();  // W3
+      if (e == Errc::would_block) {
+        if (s_ == WaitStrategy::futex) {
+          futex_sleep(&line_->seq, seen, until);  // W4
+        } else {
+          sem_sleep(sem_, until);
+        }
+      }
+      // Only the count matters here; no data is published through it.
+      atom(line_->waiters).fetch_sub(1, std::memory_order_relaxed);
+      if (e == Errc::would_block) e = ready();
+      if (e != Errc::would_block) return e;
+      now = monotonic_ns();
+      if (now >= deadline) return Errc::timed_out;
+      if (peer_gone(now, ready, &e)) return e;
+    }
+  }
+
+ private:
+  template <class Ready>
+  bool peer_gone(std::int64_t now, Ready& ready, Errc* e) {
+    if (peer_ == nullptr || !peer_->due(now) || !peer_->gone(now)) return false;
+    // Records committed before the peer died are delivered first.
+    *e = ready();
+    if (*e == Errc::would_block) *e = Errc::peer_gone;
+    return true;
+  }
+
+  WaitStrategy s_;
+  WaitLine* line_;
+  unsigned char* sem_;
+  PeerWatch* peer_;
+};
 
 }  // namespace shmring::detail

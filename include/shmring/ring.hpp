@@ -37,8 +37,10 @@ struct Config {
 // How long a blocking call may wait: try once, a bound, or forever.
 class Timeout {
  public:
-  constexpr Timeout(std::chrono::nanoseconds d) noexcept  // NOLINT: implicit by design
-      : ns_(d.count() < 0 ? 0 : d.count()) {}
+  // Any std::chrono duration; a negative one means "try once".
+  template <class Rep, class Period>
+  constexpr Timeout(std::chrono::duration<Rep, Period> d) noexcept  // NOLINT: implicit by design
+      : ns_(clamp(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count())) {}
   static constexpr Timeout try_once() noexcept { return Timeout(0, 0); }
   static constexpr Timeout forever() noexcept { return Timeout(-1, 0); }
   // The C API's convention: 0 try, -1 (any negative) forever, >0 nanoseconds.
@@ -47,6 +49,7 @@ class Timeout {
 
  private:
   constexpr Timeout(std::int64_t ns, int) noexcept : ns_(ns) {}
+  static constexpr std::int64_t clamp(std::int64_t ns) noexcept { return ns < 0 ? 0 : ns; }
   std::int64_t ns_;
 };
 

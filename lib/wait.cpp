@@ -1,0 +1,63 @@
+#include "wait.hpp"
+
+#include <linux/futex.h>
+#include <semaphore.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <climits>
+
+namespace shmring::detail {
+
+namespace {
+
+std::atomic<std::uint64_t> g_wake_syscalls{0};
+
+timespec to_timespec(std::int64_t ns) noexcept {
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+  ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+  return ts;
+}
+
+}  // namespace
+
+std::uint64_t wake_syscalls() noexcept { return g_wake_syscalls.load(std::memory_order_relaxed); }
+
+void futex_sleep(std::uint32_t* word, std::uint32_t seen, std::int64_t until_ns) noexcept {
+  // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so EINTR
+  // retries (done by the caller's loop) never stretch the wait. Shared
+  // futex (no FUTEX_PRIVATE_FLAG): the word lives in a MAP_SHARED object and
+  // the waker is another process.
+  const timespec ts = to_timespec(until_ns == INT64_MAX ? INT64_MAX / 2 : until_ns);
+  ::syscall(SYS_futex, word, FUTEX_WAIT_BITSET, seen, &ts, nullptr, FUTEX_BITSET_MATCH_ANY);
+  // Every outcome (woken, EAGAIN: word changed, ETIMEDOUT, EINTR) makes the
+  // caller re-check the ring; a return is never trusted as "ready".
+}
+
+void futex_wake_all(std::uint32_t* word) noexcept {
+  g_wake_syscalls.fetch_add(1, std::memory_order_relaxed);  // process-local statistic
+  ::syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+}
+
+void sem_sleep(unsigned char* sem, std::int64_t until_ns) noexcept {
+  // sem_clockwait: CLOCK_MONOTONIC, so a wall-clock step does not move the
+  // deadline (sem_timedwait uses CLOCK_REALTIME).
+  const timespec ts = to_timespec(until_ns == INT64_MAX ? INT64_MAX / 2 : until_ns);
+  ::sem_clockwait(reinterpret_cast<sem_t*>(sem), CLOCK_MONOTONIC, &ts);
+}
+
+void sem_wake(unsigned char* sem, std::uint32_t waiters) noexcept {
+  // The semaphore counts "something happened" events only; it is never a
+  // lock. Post up to one token per announced waiter; extra tokens cost a
+  // spurious re-check, never a lost wake-up.
+  auto* s = reinterpret_cast<sem_t*>(sem);
+  int value = 0;
+  if (::sem_getvalue(s, &value) == 0 && value >= static_cast<int>(waiters > 64 ? 64 : waiters)) return;
+  g_wake_syscalls.fetch_add(1, std::memory_order_relaxed);
+  ::sem_post(s);
+}
+
+}  // namespace shmring::detail
