@@ -53,5 +53,9 @@ Errc open_endpoint(std::string_view name, Role role, const OpenOptions& opts, st
 // The attachment is made (exclusive roles claimed) before a kind reads its
 // indices, so a replaced producer's successor starts from the final tail.
 std::unique_ptr<Endpoint> make_spsc_endpoint(OpenedSegment seg, Attachment att, Role role, Errc* err);
+std::unique_ptr<Endpoint> make_locked_endpoint(OpenedSegment seg, Attachment att, Role role, Errc* err);
+
+// The locked kind's robust mutexes: initialised once by the creator.
+Errc init_locked_mutexes(Header* h);
 
 }  // namespace shmring::detail

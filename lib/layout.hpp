@@ -110,12 +110,17 @@ struct SemBlock {
   std::uint8_t pad[kSeparation - 64];
 };
 
-// The locked kind's robust mutex and the state it protects.
+// The locked kind: two robust process-shared mutexes, one serialising the
+// producers (guards tail and the space after it), one serialising the
+// consumers (guards head), so a consumer busy with a record never stops a
+// producer.
 struct LockBlock {
-  alignas(64) unsigned char mutex[64];  // pthread_mutex_t (robust, pshared)
-  std::uint64_t pending_owner;          // pid of a holder with an open reservation
-  std::uint64_t pending_pos;            // where that reservation starts
-  std::uint8_t pad[256 - 80];
+  alignas(64) unsigned char prod_mutex[64];  // pthread_mutex_t
+  alignas(64) unsigned char cons_mutex[64];  // pthread_mutex_t
+  std::uint64_t recoveries;                  // atomic: owner-died repairs done (statistic)
+  std::uint64_t prod_holder;                 // atomic: pid holding prod_mutex (diagnostic)
+  std::uint64_t cons_holder;                 // atomic: pid holding cons_mutex (diagnostic)
+  std::uint8_t pad[256 - 152];
 };
 
 // One attached process.
@@ -189,7 +194,10 @@ static_assert(offsetof(IdentityBlock, liveness_ms) == 112);
 static_assert(sizeof(ProducerLine) == kSeparation && sizeof(ConsumerLine) == kSeparation);
 static_assert(sizeof(WaitLine) == kSeparation && sizeof(SemBlock) == kSeparation);
 static_assert(sizeof(LockBlock) == 256);
-static_assert(offsetof(LockBlock, pending_owner) == 64);
+static_assert(offsetof(LockBlock, cons_mutex) == 64);
+static_assert(offsetof(LockBlock, recoveries) == 128);
+static_assert(offsetof(LockBlock, prod_holder) == 136);
+static_assert(offsetof(LockBlock, cons_holder) == 144);
 static_assert(sizeof(AttachEntry) == 64);
 static_assert(offsetof(AttachEntry, pid) == 8);
 static_assert(offsetof(AttachEntry, role) == 12);
@@ -209,7 +217,7 @@ static_assert(sizeof(Header) == kHeaderSize);
 // Producer-written and consumer-written words never share a line (nor an
 // adjacent-line prefetch pair).
 static_assert(offsetof(Header, cons) - offsetof(Header, prod) >= kSeparation);
-static_assert(sizeof(pthread_mutex_t) <= sizeof(LockBlock::mutex));
+static_assert(sizeof(pthread_mutex_t) <= sizeof(LockBlock::prod_mutex));
 static_assert(alignof(pthread_mutex_t) <= 64);
 static_assert(sizeof(sem_t) <= 32 && alignof(sem_t) <= 32);
 static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free);

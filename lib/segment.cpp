@@ -2,6 +2,8 @@
 // shared_memory_object does not fit here).
 #include "segment.hpp"
 
+#include "endpoint.hpp"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -129,7 +131,8 @@ Errc geometry_for(const Config& cfg, Geometry* out, std::string* why) {
     return Errc::invalid_argument;
   }
   switch (cfg.kind) {
-    case Kind::spsc: {
+    case Kind::spsc:
+    case Kind::locked: {
       if (!is_power_of_two(cfg.capacity) || cfg.capacity < kMinCapacity || cfg.capacity > kMaxCapacity) {
         *why = "capacity " + std::to_string(cfg.capacity) +
                " must be a power of two between 4096 and 2^40 bytes";
@@ -147,7 +150,6 @@ Errc geometry_for(const Config& cfg, Geometry* out, std::string* why) {
       break;
     }
     case Kind::mpmc:
-    case Kind::locked:
       *why = std::string(to_string(cfg.kind)) + " rings are not implemented in this version";
       return Errc::invalid_argument;
     default:
@@ -306,6 +308,9 @@ Errc create_segment(std::string_view name_in, const Config& cfg) {
         ::sem_init(reinterpret_cast<sem_t*>(h->sems.space_sem), 1, 0) != 0) {
       return undo(Errc::system_error, "sem_init: " + errno_text(errno));
     }
+  }
+  if (g.kind == Kind::locked && init_locked_mutexes(h) != Errc::ok) {
+    return undo(Errc::system_error, "initialising the robust mutexes failed");
   }
   std::memcpy(id.magic, kMagic, sizeof kMagic);
   // I-R1: release, publishes every field above; pairs with I-A1 in open_segment.

@@ -25,6 +25,7 @@
 
 #include "endpoint.hpp"
 #include "hooks.hpp"
+#include "records.hpp"
 #include "wait.hpp"
 
 namespace shmring::detail {
@@ -38,9 +39,7 @@ class SpscProducer final : public Endpoint {
         tail_(&seg_.hdr->prod.tail),
         records_(&seg_.hdr->prod.records),
         head_(&seg_.hdr->cons.head),
-        data_(seg_.data),
-        cap_(seg_.geo.capacity),
-        mask_(seg_.geo.capacity - 1),
+        area_{seg_.data, seg_.geo.capacity, seg_.geo.max_record},
         write_pos_(tail),
         published_(tail),
         head_cache_(head),
@@ -57,31 +56,24 @@ class SpscProducer final : public Endpoint {
 
   Errc reserve(std::size_t n, std::byte** out, std::int64_t timeout_ns) override {
     if (corrupt_) return Errc::corrupt;
-    if (n > seg_.geo.max_record) return Errc::too_big;
-    const std::uint64_t f = record_footprint(n);
-    const std::uint64_t off = write_pos_ & mask_;
-    const std::uint64_t room = cap_ - off;
-    const std::uint64_t need = f <= room ? f : room + f;
-    if (write_pos_ + need - head_cache_ > cap_) {
+    if (n > area_.max_record) return Errc::too_big;
+    const std::uint64_t need = bytes_needed(area_, write_pos_, n);
+    if (write_pos_ + need - head_cache_ > area_.cap) {
       // Staged records must be visible before we wait for the consumer to
       // make room, or it could wait for them forever.
       if (published_ != write_pos_) publish();
       const Errc e = waiter_.wait([&] { return refresh_head(need); }, timeout_ns);
       if (e != Errc::ok) return e;
     }
-    std::uint64_t pos = write_pos_;
-    if (f > room) {
-      // Not yet visible: the skip record is published with the record after it.
-      const RecordHeader skip{static_cast<std::uint32_t>(room - sizeof(RecordHeader)), kSkipTag};
-      std::memcpy(data_ + off, &skip, sizeof skip);
-      pos += room;
-      write_pos_ = pos;
-    }
+    // A skip record written here stays invisible until the record after it
+    // is published with it.
+    const std::uint64_t pos = place_record(area_, write_pos_, n);
+    write_pos_ = pos;
     SHMRING_CRASHPOINT("spsc.reserve");
     reserved_pos_ = pos;
     reserved_n_ = n;
     has_reservation_ = true;
-    *out = data_ + (pos & mask_) + sizeof(RecordHeader);
+    *out = area_.data + (pos & area_.mask()) + sizeof(RecordHeader);
     return Errc::ok;
   }
 
@@ -89,8 +81,7 @@ class SpscProducer final : public Endpoint {
     if (corrupt_) return Errc::corrupt;
     if (!has_reservation_ || n > reserved_n_) return Errc::invalid_argument;
     SHMRING_CRASHPOINT("spsc.commit.before_header");
-    const RecordHeader h{static_cast<std::uint32_t>(n), kRecordTag};
-    std::memcpy(data_ + (reserved_pos_ & mask_), &h, sizeof h);
+    write_record_header(area_, reserved_pos_, n);
     SHMRING_CRASHPOINT("spsc.commit.before_publish");
     write_pos_ = reserved_pos_ + record_footprint(n);
     has_reservation_ = false;
@@ -123,22 +114,20 @@ class SpscProducer final : public Endpoint {
     const std::uint64_t h = atom(*head_).load(std::memory_order_acquire);
     // Untrusted: the consumer can never be ahead of what we published, nor
     // more than a capacity behind it, and records are 8-byte aligned.
-    if (published_ - h > cap_ || (h & (kRecordAlign - 1)) != 0) {
+    if (!indices_sane(area_, h, published_)) {
       corrupt_ = true;
       return fail(Errc::corrupt, seg_.name,
                   "consumer index " + std::to_string(h) + " out of range (tail " + std::to_string(published_) +
                       ")");
     }
     head_cache_ = h;
-    return write_pos_ + need - h > cap_ ? Errc::would_block : Errc::ok;
+    return write_pos_ + need - h > area_.cap ? Errc::would_block : Errc::ok;
   }
 
   std::uint64_t* tail_;
   std::uint64_t* records_;
   std::uint64_t* head_;
-  std::byte* data_;
-  const std::uint64_t cap_;
-  const std::uint64_t mask_;
+  const RingArea area_;
   std::uint64_t write_pos_;   // where the next record goes (after staged ones)
   std::uint64_t published_;   // last value stored to tail
   std::uint64_t head_cache_;  // last value loaded from head
@@ -158,10 +147,7 @@ class SpscConsumer final : public Endpoint {
         tail_(&seg_.hdr->prod.tail),
         head_(&seg_.hdr->cons.head),
         records_(&seg_.hdr->cons.records),
-        data_(seg_.data),
-        cap_(seg_.geo.capacity),
-        mask_(seg_.geo.capacity - 1),
-        max_record_(seg_.geo.max_record),
+        area_{seg_.data, seg_.geo.capacity, seg_.geo.max_record},
         read_pos_(head),
         released_(head),
         tail_cache_(tail),
@@ -189,7 +175,7 @@ class SpscConsumer final : public Endpoint {
       if (e != Errc::ok) return e;
     }
     SHMRING_CRASHPOINT("spsc.peek");
-    *out = data_ + (read_pos_ & mask_) + sizeof(RecordHeader);
+    *out = area_.data + (read_pos_ & area_.mask()) + sizeof(RecordHeader);
     *n = peek_len_;
     return Errc::ok;
   }
@@ -227,52 +213,33 @@ class SpscConsumer final : public Endpoint {
     return fail(Errc::corrupt, seg_.name, std::move(cause));
   }
 
-  // Finds the record at read_pos_ (skipping a skip record), validating every
-  // value read from the ring before it is used.
+  // Finds the record at read_pos_ (moving past a skip record), reloading the
+  // tail only when the cached copy says the ring is empty.
   Errc next_record() {
-    for (;;) {
-      if (read_pos_ == tail_cache_) {
-        // C-A1: acquire, pairs with P-R1 in SpscProducer::publish: the
-        // records before the tail are completely written.
-        const std::uint64_t t = atom(*tail_).load(std::memory_order_acquire);
-        if (t - released_ > cap_ || (t & (kRecordAlign - 1)) != 0 || t - read_pos_ > cap_) {
-          return corrupt("producer index " + std::to_string(t) + " out of range (head " +
-                         std::to_string(released_) + ")");
-        }
-        tail_cache_ = t;
-        if (read_pos_ == t) return Errc::would_block;
+    if (read_pos_ == tail_cache_) {
+      // C-A1: acquire, pairs with P-R1 in SpscProducer::publish: the
+      // records before the tail are completely written.
+      const std::uint64_t t = atom(*tail_).load(std::memory_order_acquire);
+      if (!indices_sane(area_, released_, t) || t - read_pos_ > area_.cap) {
+        return corrupt("producer index " + std::to_string(t) + " out of range (head " +
+                       std::to_string(released_) + ")");
       }
-      const std::uint64_t avail = tail_cache_ - read_pos_;
-      const std::uint64_t off = read_pos_ & mask_;
-      if (avail < sizeof(RecordHeader)) return corrupt("partial record header before the tail");
-      RecordHeader h;
-      std::memcpy(&h, data_ + off, sizeof h);  // one copy, then only the copy is used
-      if (h.tag == kSkipTag) {
-        const std::uint64_t to_end = cap_ - off;
-        if (std::uint64_t{h.len} + sizeof(RecordHeader) != to_end || to_end > avail)
-          return corrupt("bad skip record at offset " + std::to_string(off));
-        read_pos_ += to_end;
-        continue;
-      }
-      if (h.tag != kRecordTag) return corrupt("bad record tag at offset " + std::to_string(off));
-      const std::uint64_t f = record_footprint(h.len);
-      if (h.len > max_record_ || f > avail || off + f > cap_) {
-        return corrupt("record length " + std::to_string(h.len) + " at offset " + std::to_string(off) +
-                       " exceeds the ring");
-      }
-      peek_len_ = h.len;
-      has_peek_ = true;
-      return Errc::ok;
+      tail_cache_ = t;
     }
+    std::uint32_t len = 0;
+    std::string why;
+    const Errc e = find_record(area_, &read_pos_, tail_cache_, &len, &why);
+    if (e == Errc::corrupt) return corrupt(std::move(why));
+    if (e != Errc::ok) return e;
+    peek_len_ = len;
+    has_peek_ = true;
+    return Errc::ok;
   }
 
   std::uint64_t* tail_;
   std::uint64_t* head_;
   std::uint64_t* records_;
-  std::byte* data_;
-  const std::uint64_t cap_;
-  const std::uint64_t mask_;
-  const std::uint64_t max_record_;
+  const RingArea area_;
   std::uint64_t read_pos_;    // start of the next unreleased record
   std::uint64_t released_;    // last value stored to head
   std::uint64_t tail_cache_;  // last value loaded from tail

@@ -1,0 +1,364 @@
+// The locked ring: variable-length records (the spsc framing), any number of
+// producers and consumers. Producers are serialised by one robust,
+// process-shared mutex, consumers by another; each side then works like the
+// spsc ring's single producer or consumer. Ordering labels
+// (docs/memory-ordering.md):
+//
+//   LP-R1 producer: tail.store(release)   publishes records; pairs with LC-A1
+//   LC-A1 consumer: tail.load(acquire)
+//   LC-R1 consumer: head.store(release)   hands space back; pairs with LP-A1
+//   LP-A1 producer: head.load(acquire)
+//
+// Holder death: a process that dies holding a mutex leaves the indices in a
+// consistent state, because each side changes its index with one store at
+// the end (commit, release). What it leaves behind is at most an
+// unpublished reservation (bytes past tail, never visible) or a peeked but
+// unreleased record (before head, delivered again). The next locker gets
+// EOWNERDEAD, checks the indices (idempotent: it only reads and re-checks),
+// counts the recovery, marks the mutex consistent and carries on.
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <ctime>
+
+#include "endpoint.hpp"
+#include "hooks.hpp"
+#include "records.hpp"
+#include "wait.hpp"
+
+namespace shmring::detail {
+
+namespace {
+
+// How long one lock attempt may block before the caller re-checks its
+// deadline and the peers' liveness.
+constexpr std::int64_t kLockSliceNs = 1'000'000'000;
+
+timespec abs_timespec(std::int64_t ns) noexcept {
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+  ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+  return ts;
+}
+
+// One robust mutex of the lock block, with the repair protocol.
+class RobustLock {
+ public:
+  RobustLock(unsigned char* m, std::uint64_t* holder, std::uint64_t* recoveries) noexcept
+      : m_(reinterpret_cast<pthread_mutex_t*>(m)), holder_(holder), recoveries_(recoveries) {}
+
+  // deadline: absolute CLOCK_MONOTONIC ns, or 0 for a single try. Returns ok
+  // (held), would_block (busy), or corrupt (unrecoverable). `repair` runs
+  // under the lock after a holder died, before the mutex is marked
+  // consistent; it must be idempotent and return ok or corrupt.
+  template <class Repair>
+  Errc lock(std::int64_t deadline, Repair&& repair) {
+    int rc = 0;
+    if (deadline == 0) {
+      rc = ::pthread_mutex_trylock(m_);
+    } else {
+      const std::int64_t until = std::min(deadline, monotonic_ns() + kLockSliceNs);
+      const timespec ts = abs_timespec(until);
+      // clocklock on CLOCK_MONOTONIC: a wall-clock step cannot stretch it.
+      rc = ::pthread_mutex_clocklock(m_, CLOCK_MONOTONIC, &ts);
+    }
+    if (rc == EBUSY || rc == ETIMEDOUT) return Errc::would_block;
+    if (rc == EOWNERDEAD) {
+      // We hold the lock; the holder died inside its critical section.
+      SHMRING_CRASHPOINT("locked.repair");
+      const Errc e = repair();
+      // Statistic for shmtool; the mutex orders it.
+      atom(*recoveries_).fetch_add(1, std::memory_order_relaxed);
+      ::pthread_mutex_consistent(m_);
+      if (e != Errc::ok) {
+        ::pthread_mutex_unlock(m_);
+        return e;
+      }
+      rc = 0;
+    }
+    if (rc != 0) return Errc::corrupt;  // ENOTRECOVERABLE, EINVAL: a damaged lock
+    // Diagnostic for shmtool (who holds it); ordered by the mutex.
+    atom(*holder_).store(static_cast<std::uint64_t>(::getpid()), std::memory_order_relaxed);
+    return Errc::ok;
+  }
+
+  void unlock() noexcept {
+    atom(*holder_).store(0, std::memory_order_relaxed);  // diagnostic, see lock()
+    ::pthread_mutex_unlock(m_);
+  }
+
+ private:
+  pthread_mutex_t* m_;
+  std::uint64_t* holder_;
+  std::uint64_t* recoveries_;
+};
+
+std::int64_t deadline_for(std::int64_t timeout_ns) noexcept {
+  if (timeout_ns == 0) return 0;
+  if (timeout_ns < 0) return INT64_MAX;
+  return monotonic_ns() + timeout_ns;
+}
+
+class LockedProducer final : public Endpoint {
+ public:
+  LockedProducer(OpenedSegment seg, Attachment att) noexcept
+      : Endpoint(std::move(seg), std::move(att), Role::producer),
+        area_{seg_.data, seg_.geo.capacity, seg_.geo.max_record},
+        lock_(seg_.hdr->lock.prod_mutex, &seg_.hdr->lock.prod_holder, &seg_.hdr->lock.recoveries),
+        peer_(seg_.hdr, Role::consumer, seg_.geo.liveness_ms),
+        waiter_(seg_.geo.wait, &seg_.hdr->space_wait, seg_.hdr->sems.space_sem, &peer_) {}
+
+  ~LockedProducer() override {
+    has_reservation_ = false;  // an open reservation is dropped whole
+    flush();
+  }
+
+  Errc reserve(std::size_t n, std::byte** out, std::int64_t timeout_ns) override {
+    if (corrupt_) return Errc::corrupt;
+    if (n > area_.max_record) return Errc::too_big;
+    has_reservation_ = false;  // a second reserve replaces the first
+    const std::int64_t deadline = deadline_for(timeout_ns);
+    const Errc e = waiter_.wait([&] { return acquire_space(n, deadline); }, timeout_ns);
+    if (e != Errc::ok) return e;
+    SHMRING_CRASHPOINT("locked.reserve");
+    reserved_pos_ = place_record(area_, write_pos_, n);
+    write_pos_ = reserved_pos_;
+    reserved_n_ = n;
+    has_reservation_ = true;
+    *out = area_.data + (reserved_pos_ & area_.mask()) + sizeof(RecordHeader);
+    return Errc::ok;
+  }
+
+  Errc commit(std::size_t n, bool publish_now) override {
+    if (corrupt_) return Errc::corrupt;
+    if (!has_reservation_ || n > reserved_n_) return Errc::invalid_argument;
+    write_record_header(area_, reserved_pos_, n);
+    SHMRING_CRASHPOINT("locked.commit.before_publish");
+    write_pos_ = reserved_pos_ + record_footprint(n);
+    has_reservation_ = false;
+    ++pending_records_;
+    if (publish_now) return flush();
+    return Errc::ok;  // the lock stays held until the batch is published
+  }
+
+  Errc flush() override {
+    if (!holding_) return corrupt_ ? Errc::corrupt : Errc::ok;
+    if (has_reservation_) return Errc::invalid_argument;  // commit first
+    const bool moved = write_pos_ != published_;
+    if (moved) {
+      // LP-R1: release, publishes the records; pairs with LC-A1.
+      atom(seg_.hdr->prod.tail).store(write_pos_, std::memory_order_release);
+      // Statistic; producers are serialised by the mutex.
+      atom(seg_.hdr->prod.records).fetch_add(pending_records_, std::memory_order_relaxed);
+      pending_records_ = 0;
+      published_ = write_pos_;
+    }
+    SHMRING_CRASHPOINT("locked.commit.after_publish");
+    holding_ = false;
+    lock_.unlock();
+    if (moved) notify(seg_.geo.wait, seg_.hdr->data_wait, seg_.hdr->sems.data_sem);
+    return Errc::ok;
+  }
+
+ private:
+  // Under the producer lock: is there room for n bytes at the tail?
+  Errc acquire_space(std::size_t n, std::int64_t deadline) {
+    if (!holding_) {
+      const Errc e = lock_.lock(deadline, [&] { return check_indices(); });
+      if (e == Errc::corrupt) return quarantine("producer lock unusable or indices damaged");
+      if (e != Errc::ok) return e;
+      holding_ = true;
+      // The previous holder's LP-R1 store is ordered before us by the mutex
+      // (or, after its death, by EOWNERDEAD's acquire); acquire anyway.
+      published_ = write_pos_ = atom(seg_.hdr->prod.tail).load(std::memory_order_acquire);
+    }
+    // LP-A1: acquire, pairs with LC-R1: consumers are done with that space.
+    const std::uint64_t h = atom(seg_.hdr->cons.head).load(std::memory_order_acquire);
+    if (!indices_sane(area_, h, published_)) {
+      flush();
+      return quarantine("consumer index " + std::to_string(h) + " out of range");
+    }
+    if (write_pos_ + bytes_needed(area_, write_pos_, n) - h <= area_.cap) return Errc::ok;
+    flush();  // full: publish what we deferred and let the others in
+    return Errc::would_block;
+  }
+
+  Errc check_indices() {
+    const std::uint64_t t = atom(seg_.hdr->prod.tail).load(std::memory_order_acquire);  // LC-A1 role
+    const std::uint64_t h = atom(seg_.hdr->cons.head).load(std::memory_order_acquire);  // LP-A1
+    return indices_sane(area_, h, t) ? Errc::ok : Errc::corrupt;
+  }
+
+  Errc quarantine(std::string why) {
+    corrupt_ = true;
+    return fail(Errc::corrupt, seg_.name, std::move(why));
+  }
+
+  const RingArea area_;
+  RobustLock lock_;
+  PeerWatch peer_;
+  Waiter waiter_;
+  std::uint64_t write_pos_ = 0;  // valid while holding_
+  std::uint64_t published_ = 0;  // tail as last stored (valid while holding_)
+  std::uint64_t reserved_pos_ = 0;
+  std::uint64_t pending_records_ = 0;
+  std::size_t reserved_n_ = 0;
+  bool holding_ = false;
+  bool has_reservation_ = false;
+  bool corrupt_ = false;
+};
+
+class LockedConsumer final : public Endpoint {
+ public:
+  LockedConsumer(OpenedSegment seg, Attachment att) noexcept
+      : Endpoint(std::move(seg), std::move(att), Role::consumer),
+        area_{seg_.data, seg_.geo.capacity, seg_.geo.max_record},
+        lock_(seg_.hdr->lock.cons_mutex, &seg_.hdr->lock.cons_holder, &seg_.hdr->lock.recoveries),
+        peer_(seg_.hdr, Role::producer, seg_.geo.liveness_ms),
+        waiter_(seg_.geo.wait, &seg_.hdr->data_wait, seg_.hdr->sems.data_sem, &peer_) {}
+
+  ~LockedConsumer() override {
+    has_peek_ = false;  // a peeked, unreleased record stays for the next consumer
+    flush();
+  }
+
+  Errc peek(const std::byte** out, std::size_t* n, std::int64_t timeout_ns) override {
+    if (corrupt_) return Errc::corrupt;
+    if (!has_peek_) {
+      const std::int64_t deadline = deadline_for(timeout_ns);
+      const Errc e = waiter_.wait([&] { return next_record(deadline); }, timeout_ns);
+      if (e != Errc::ok) return e;
+    }
+    SHMRING_CRASHPOINT("locked.peek");
+    *out = area_.data + (read_pos_ & area_.mask()) + sizeof(RecordHeader);
+    *n = peek_len_;
+    return Errc::ok;
+  }
+
+  Errc release(bool publish_now) override {
+    if (corrupt_) return Errc::corrupt;
+    if (!has_peek_) return Errc::invalid_argument;
+    SHMRING_CRASHPOINT("locked.release.before_publish");
+    read_pos_ += record_footprint(peek_len_);
+    has_peek_ = false;
+    ++pending_records_;
+    if (publish_now) return flush();
+    return Errc::ok;  // the lock stays held until the batch is handed back
+  }
+
+  Errc flush() override {
+    if (!holding_) return corrupt_ ? Errc::corrupt : Errc::ok;
+    if (has_peek_) return Errc::invalid_argument;  // release first
+    const bool moved = read_pos_ != released_;
+    if (moved) {
+      // LC-R1: release, hands the space back; pairs with LP-A1.
+      atom(seg_.hdr->cons.head).store(read_pos_, std::memory_order_release);
+      // Statistic; consumers are serialised by the mutex.
+      atom(seg_.hdr->cons.records).fetch_add(pending_records_, std::memory_order_relaxed);
+      pending_records_ = 0;
+      released_ = read_pos_;
+    }
+    SHMRING_CRASHPOINT("locked.release.after_publish");
+    holding_ = false;
+    lock_.unlock();
+    if (moved) notify(seg_.geo.wait, seg_.hdr->space_wait, seg_.hdr->sems.space_sem);
+    return Errc::ok;
+  }
+
+ private:
+  Errc next_record(std::int64_t deadline) {
+    if (!holding_) {
+      const Errc e = lock_.lock(deadline, [&] { return check_indices(); });
+      if (e == Errc::corrupt) return quarantine("consumer lock unusable or indices damaged");
+      if (e != Errc::ok) return e;
+      holding_ = true;
+      // Ordered by the mutex; acquire pairs with LC-R1 of a holder that died.
+      released_ = read_pos_ = atom(seg_.hdr->cons.head).load(std::memory_order_acquire);
+    }
+    // LC-A1: acquire, pairs with LP-R1: the records before tail are whole.
+    const std::uint64_t t = atom(seg_.hdr->prod.tail).load(std::memory_order_acquire);
+    if (!indices_sane(area_, released_, t) || t - read_pos_ > area_.cap) {
+      flush();
+      return quarantine("producer index " + std::to_string(t) + " out of range");
+    }
+    std::uint32_t len = 0;
+    std::string why;
+    const Errc e = find_record(area_, &read_pos_, t, &len, &why);
+    if (e == Errc::ok) {
+      peek_len_ = len;
+      has_peek_ = true;
+      return Errc::ok;
+    }
+    flush();  // empty (or damaged): hand back what we consumed, let others in
+    if (e == Errc::corrupt) return quarantine(std::move(why));
+    return e;
+  }
+
+  Errc check_indices() {
+    const std::uint64_t t = atom(seg_.hdr->prod.tail).load(std::memory_order_acquire);  // LC-A1
+    const std::uint64_t h = atom(seg_.hdr->cons.head).load(std::memory_order_acquire);  // LP-A1 role
+    return indices_sane(area_, h, t) ? Errc::ok : Errc::corrupt;
+  }
+
+  Errc quarantine(std::string why) {
+    corrupt_ = true;
+    return fail(Errc::corrupt, seg_.name, std::move(why));
+  }
+
+  const RingArea area_;
+  RobustLock lock_;
+  PeerWatch peer_;
+  Waiter waiter_;
+  std::uint64_t read_pos_ = 0;  // valid while holding_
+  std::uint64_t released_ = 0;  // head as last stored (valid while holding_)
+  std::uint64_t pending_records_ = 0;
+  std::size_t peek_len_ = 0;
+  bool holding_ = false;
+  bool has_peek_ = false;
+  bool corrupt_ = false;
+};
+
+}  // namespace
+
+Errc init_locked_mutexes(Header* h) {
+  pthread_mutexattr_t a;
+  if (::pthread_mutexattr_init(&a) != 0) return Errc::system_error;
+  // Robust + process-shared, NORMAL type (not ERRORCHECK/RECURSIVE: their
+  // owner checks compare thread ids, which collide across pid namespaces).
+  bool ok = ::pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED) == 0 &&
+            ::pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST) == 0 &&
+            ::pthread_mutexattr_settype(&a, PTHREAD_MUTEX_NORMAL) == 0;
+  ok = ok && ::pthread_mutex_init(reinterpret_cast<pthread_mutex_t*>(h->lock.prod_mutex), &a) == 0 &&
+       ::pthread_mutex_init(reinterpret_cast<pthread_mutex_t*>(h->lock.cons_mutex), &a) == 0;
+  ::pthread_mutexattr_destroy(&a);
+  return ok ? Errc::ok : Errc::system_error;
+}
+
+bool locked_mutexes_plausible(const Header& h) noexcept {
+  // glibc aborts on some damaged robust mutexes instead of failing, so the
+  // mutex kind word is compared with a freshly initialised reference before
+  // the first lock. (glibc-specific: __data.__kind.)
+  Header ref{};
+  if (init_locked_mutexes(&ref) != Errc::ok) return false;
+  const auto* rm = reinterpret_cast<const pthread_mutex_t*>(ref.lock.prod_mutex);
+  for (const unsigned char* m : {h.lock.prod_mutex, h.lock.cons_mutex}) {
+    const auto* pm = reinterpret_cast<const pthread_mutex_t*>(m);
+    const int kind = atom(const_cast<int&>(pm->__data.__kind)).load(std::memory_order_relaxed);
+    if (kind != rm->__data.__kind) return false;
+  }
+  return true;
+}
+
+std::unique_ptr<Endpoint> make_locked_endpoint(OpenedSegment seg, Attachment att, Role role, Errc* err) {
+  if (!locked_mutexes_plausible(*seg.hdr)) {
+    att.detach();
+    *err = fail(Errc::corrupt, seg.name, "the ring's mutex is damaged (unexpected kind word)");
+    return nullptr;
+  }
+  *err = Errc::ok;
+  if (role == Role::producer) return std::make_unique<LockedProducer>(std::move(seg), std::move(att));
+  return std::make_unique<LockedConsumer>(std::move(seg), std::move(att));
+}
+
+}  // namespace shmring::detail
