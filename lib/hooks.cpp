@@ -28,6 +28,8 @@ CrashSpec parse_spec() noexcept {
 
 }  // namespace
 
+bool g_crash_armed = std::getenv("SHMRING_CRASH_AT") != nullptr;
+
 void crash_point(const char* name) noexcept {
   static const CrashSpec spec = parse_spec();
   static long hits = 0;  // a crash test drives one handle from one thread
