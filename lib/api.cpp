@@ -75,6 +75,7 @@ Errc open_endpoint(std::string_view name, Role role, const OpenOptions& opts, st
   switch (seg.geo.kind) {
     case Kind::spsc: *out = make_spsc_endpoint(std::move(seg), std::move(att), role, &err); break;
     case Kind::locked: *out = make_locked_endpoint(std::move(seg), std::move(att), role, &err); break;
+    case Kind::mpmc: *out = make_mpmc_endpoint(std::move(seg), std::move(att), role, &err); break;
     default: return fail(Errc::invalid_argument, seg.name, "ring kind not supported by this version");
   }
   return err;

@@ -18,7 +18,12 @@ namespace shmring::detail {
 class Endpoint {
  public:
   Endpoint(OpenedSegment seg, Attachment att, Role role) noexcept
-      : seg_(std::move(seg)), att_(std::move(att)), role_(role) {}
+      : seg_(std::move(seg)),
+        att_(std::move(att)),
+        role_(role),
+        // R-A1: acquire, pairs with R-R1 in reset_ring (a reset finished
+        // before we attached is fully visible).
+        reset_gen_(atom(seg_.hdr->id.reset_gen).load(std::memory_order_acquire)) {}
   virtual ~Endpoint() = default;
   Endpoint(const Endpoint&) = delete;
   Endpoint& operator=(const Endpoint&) = delete;
@@ -40,10 +45,17 @@ class Endpoint {
 
  protected:
   Errc wrong_role() const noexcept { return Errc::invalid_argument; }
+  // A forced reset (shmtool reset --force) happened since we attached. A
+  // relaxed load: the check is advisory and ordered by nothing; it only
+  // stops this handle from touching the re-initialised ring again.
+  bool was_reset() const noexcept {
+    return atom(seg_.hdr->id.reset_gen).load(std::memory_order_relaxed) != reset_gen_;
+  }
 
   OpenedSegment seg_;
   Attachment att_;  // destroyed before seg_ unmaps the table it points into
   Role role_;
+  std::uint32_t reset_gen_;
 };
 
 // Opens the ring and attaches in the given role.
@@ -55,7 +67,14 @@ Errc open_endpoint(std::string_view name, Role role, const OpenOptions& opts, st
 std::unique_ptr<Endpoint> make_spsc_endpoint(OpenedSegment seg, Attachment att, Role role, Errc* err);
 std::unique_ptr<Endpoint> make_locked_endpoint(OpenedSegment seg, Attachment att, Role role, Errc* err);
 
+std::unique_ptr<Endpoint> make_mpmc_endpoint(OpenedSegment seg, Attachment att, Role role, Errc* err);
+
 // The locked kind's robust mutexes: initialised once by the creator.
 Errc init_locked_mutexes(Header* h);
+// The mpmc kind: bytes per slot (header + payload, cache-line multiple), and
+// the slot words for tickets starting at first_ticket (creation, reset, and
+// tests that start the counters near the 2^64 wrap).
+std::uint64_t mpmc_stride(std::uint64_t slot_size) noexcept;
+void init_mpmc_slots(std::byte* data, const Geometry& g, std::uint64_t first_ticket = 0) noexcept;
 
 }  // namespace shmring::detail

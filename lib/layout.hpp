@@ -31,6 +31,7 @@ inline constexpr std::uint32_t kInitReady = 1;
 
 inline constexpr std::uint64_t kMinCapacity = 4096;
 inline constexpr std::uint64_t kMaxCapacity = std::uint64_t{1} << 40;
+inline constexpr std::uint64_t kMaxSlotSize = std::uint64_t{1} << 24;
 
 // ---- Records of the variable-length kinds (spsc, locked) ------------------
 // Every record starts 8-byte aligned with this header; its footprint is
@@ -130,7 +131,8 @@ struct AttachEntry {
   std::uint32_t role;           // shmring::Role
   std::uint64_t start_time;     // /proc/PID/stat field 22, to tell reused pids apart
   std::int64_t attach_time_ns;  // CLOCK_REALTIME
-  std::uint64_t reserved[4];
+  std::uint64_t generation;     // atomic: bumped by every claim of this entry
+  std::uint64_t reserved[3];
 };
 
 // Who holds the exclusive roles of an spsc ring, and how many attaches each
@@ -138,7 +140,11 @@ struct AttachEntry {
 struct RoleBlock {
   std::uint64_t owner[2];     // atomic, [role-1]: 0 none, else owner_word(pid, entry)
   std::uint64_t attaches[2];  // atomic, [role-1]: attaches so far (monotonic)
-  std::uint8_t pad[kSeparation - 32];
+  // mpmc recovery statistics (atomic; rare events only):
+  std::uint64_t abandoned_claims;  // slots skipped because the claimer died
+  std::uint64_t dropped_reads;     // records lost with a consumer that died holding them
+  std::uint64_t fenced_claims;     // claims revoked from a live but stalled claimer
+  std::uint8_t pad[kSeparation - 56];
 };
 
 // Attach entry state word: pid in bits 63..32, role in bits 15..8, phase in
@@ -203,6 +209,7 @@ static_assert(offsetof(AttachEntry, pid) == 8);
 static_assert(offsetof(AttachEntry, role) == 12);
 static_assert(offsetof(AttachEntry, start_time) == 16);
 static_assert(offsetof(AttachEntry, attach_time_ns) == 24);
+static_assert(offsetof(AttachEntry, generation) == 32);
 static_assert(offsetof(Header, prod) == 128);
 static_assert(offsetof(Header, cons) == 256);
 static_assert(offsetof(Header, data_wait) == 384);
@@ -212,6 +219,9 @@ static_assert(offsetof(Header, lock) == 768);
 static_assert(offsetof(Header, attach) == 1024);
 static_assert(offsetof(Header, roles) == 3072);
 static_assert(offsetof(RoleBlock, attaches) == 16);
+static_assert(offsetof(RoleBlock, abandoned_claims) == 32);
+static_assert(offsetof(RoleBlock, dropped_reads) == 40);
+static_assert(offsetof(RoleBlock, fenced_claims) == 48);
 static_assert(sizeof(RoleBlock) == kSeparation);
 static_assert(sizeof(Header) == kHeaderSize);
 // Producer-written and consumer-written words never share a line (nor an

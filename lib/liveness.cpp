@@ -75,7 +75,7 @@ bool any_live(const Header& h, Role role) noexcept {
 }
 
 Attachment::Attachment(Attachment&& o) noexcept
-    : h_(o.h_), pid_(o.pid_), entry_(o.entry_), role_(o.role_), exclusive_(o.exclusive_) {
+    : h_(o.h_), pid_(o.pid_), entry_(o.entry_), generation_(o.generation_), role_(o.role_), exclusive_(o.exclusive_) {
   o.h_ = nullptr;
   o.entry_ = -1;
 }
@@ -86,6 +86,7 @@ Attachment& Attachment::operator=(Attachment&& o) noexcept {
     h_ = o.h_;
     pid_ = o.pid_;
     entry_ = o.entry_;
+    generation_ = o.generation_;
     role_ = o.role_;
     exclusive_ = o.exclusive_;
     o.h_ = nullptr;
@@ -116,6 +117,7 @@ Errc Attachment::attach(Header* h, const std::string& name, Role role, bool excl
     atom(e.role).store(r, std::memory_order_relaxed);
     atom(e.start_time).store(start, std::memory_order_relaxed);
     atom(e.attach_time_ns).store(realtime_ns(), std::memory_order_relaxed);
+    generation_ = atom(e.generation).fetch_add(1, std::memory_order_relaxed) + 1;
     // L-R1: release, publishes the fields above; pairs with L-A1.
     atom(e.state).store(attach_word(pid, r, kPhaseAttached), std::memory_order_release);
     mine = static_cast<std::int32_t>(i);

@@ -28,7 +28,7 @@ enum class Liveness { free, alive, dead };
 // entry's start time (untrusted: a garbage entry reads as dead).
 Liveness entry_liveness(const Header& h, std::uint32_t index, std::uint64_t state_word) noexcept;
 
-// True when some live process other than the caller holds `role`.
+// True when some live process (the caller included) holds `role`.
 bool any_live(const Header& h, Role role) noexcept;
 
 // This process's entry in the attach table, and for an exclusive role
@@ -48,11 +48,14 @@ class Attachment {
   void detach() noexcept;
   // The handle was inherited across fork(): the entry is the parent's.
   bool owned_by_this_process() const noexcept;
+  std::int32_t entry() const noexcept { return entry_; }
+  std::uint64_t generation() const noexcept { return generation_; }
 
  private:
   Header* h_ = nullptr;
   std::int32_t pid_ = 0;
   std::int32_t entry_ = -1;
+  std::uint64_t generation_ = 0;
   Role role_ = Role::producer;
   bool exclusive_ = false;
 };

@@ -107,7 +107,7 @@ class LockedProducer final : public Endpoint {
         area_{seg_.data, seg_.geo.capacity, seg_.geo.max_record},
         lock_(seg_.hdr->lock.prod_mutex, &seg_.hdr->lock.prod_holder, &seg_.hdr->lock.recoveries),
         peer_(seg_.hdr, Role::consumer, seg_.geo.liveness_ms),
-        waiter_(seg_.geo.wait, &seg_.hdr->space_wait, seg_.hdr->sems.space_sem, &peer_) {}
+        waiter_(seg_.geo.wait, &seg_.hdr->space_wait, seg_.hdr->sems.space_sem, &peer_, &seg_.hdr->id.reset_gen) {}
 
   ~LockedProducer() override {
     has_reservation_ = false;  // an open reservation is dropped whole
@@ -116,6 +116,7 @@ class LockedProducer final : public Endpoint {
 
   Errc reserve(std::size_t n, std::byte** out, std::int64_t timeout_ns) override {
     if (corrupt_) return Errc::corrupt;
+    if (was_reset()) return Errc::reset;
     if (n > area_.max_record) return Errc::too_big;
     has_reservation_ = false;  // a second reserve replaces the first
     const std::int64_t deadline = deadline_for(timeout_ns);
@@ -132,6 +133,7 @@ class LockedProducer final : public Endpoint {
 
   Errc commit(std::size_t n, bool publish_now) override {
     if (corrupt_) return Errc::corrupt;
+    if (was_reset()) return Errc::reset;
     if (!has_reservation_ || n > reserved_n_) return Errc::invalid_argument;
     write_record_header(area_, reserved_pos_, n);
     SHMRING_CRASHPOINT("locked.commit.before_publish");
@@ -144,6 +146,11 @@ class LockedProducer final : public Endpoint {
 
   Errc flush() override {
     if (!holding_) return corrupt_ ? Errc::corrupt : Errc::ok;
+    if (was_reset()) {  // never publish stale indices into a re-initialised ring
+      holding_ = false;
+      lock_.unlock();
+      return Errc::reset;
+    }
     if (has_reservation_) return Errc::invalid_argument;  // commit first
     const bool moved = write_pos_ != published_;
     if (moved) {
@@ -216,7 +223,7 @@ class LockedConsumer final : public Endpoint {
         area_{seg_.data, seg_.geo.capacity, seg_.geo.max_record},
         lock_(seg_.hdr->lock.cons_mutex, &seg_.hdr->lock.cons_holder, &seg_.hdr->lock.recoveries),
         peer_(seg_.hdr, Role::producer, seg_.geo.liveness_ms),
-        waiter_(seg_.geo.wait, &seg_.hdr->data_wait, seg_.hdr->sems.data_sem, &peer_) {}
+        waiter_(seg_.geo.wait, &seg_.hdr->data_wait, seg_.hdr->sems.data_sem, &peer_, &seg_.hdr->id.reset_gen) {}
 
   ~LockedConsumer() override {
     has_peek_ = false;  // a peeked, unreleased record stays for the next consumer
@@ -225,6 +232,7 @@ class LockedConsumer final : public Endpoint {
 
   Errc peek(const std::byte** out, std::size_t* n, std::int64_t timeout_ns) override {
     if (corrupt_) return Errc::corrupt;
+    if (was_reset()) return Errc::reset;
     if (!has_peek_) {
       const std::int64_t deadline = deadline_for(timeout_ns);
       const Errc e = waiter_.wait([&] { return next_record(deadline); }, timeout_ns);
@@ -238,6 +246,7 @@ class LockedConsumer final : public Endpoint {
 
   Errc release(bool publish_now) override {
     if (corrupt_) return Errc::corrupt;
+    if (was_reset()) return Errc::reset;
     if (!has_peek_) return Errc::invalid_argument;
     SHMRING_CRASHPOINT("locked.release.before_publish");
     read_pos_ += record_footprint(peek_len_);
@@ -249,6 +258,11 @@ class LockedConsumer final : public Endpoint {
 
   Errc flush() override {
     if (!holding_) return corrupt_ ? Errc::corrupt : Errc::ok;
+    if (was_reset()) {  // never publish stale indices into a re-initialised ring
+      holding_ = false;
+      lock_.unlock();
+      return Errc::reset;
+    }
     if (has_peek_) return Errc::invalid_argument;  // release first
     const bool moved = read_pos_ != released_;
     if (moved) {

@@ -149,9 +149,28 @@ Errc geometry_for(const Config& cfg, Geometry* out, std::string* why) {
       g.total_size = g.data_offset + g.capacity;
       break;
     }
-    case Kind::mpmc:
-      *why = std::string(to_string(cfg.kind)) + " rings are not implemented in this version";
-      return Errc::invalid_argument;
+    case Kind::mpmc: {
+      if (!is_power_of_two(cfg.capacity) || cfg.capacity < kMinCapacity || cfg.capacity > kMaxCapacity) {
+        *why = "capacity " + std::to_string(cfg.capacity) +
+               " must be a power of two between 4096 and 2^40 bytes";
+        return Errc::invalid_argument;
+      }
+      if (cfg.slot_size < 8 || cfg.slot_size % 8 != 0 || cfg.slot_size > cfg.capacity / 2 ||
+          cfg.slot_size > kMaxSlotSize) {
+        *why = "slot_size " + std::to_string(cfg.slot_size) +
+               " must be a multiple of 8 between 8 and min(capacity/2, 16 MiB)";
+        return Errc::invalid_argument;
+      }
+      // capacity / slot_size payload slots, rounded down to a power of two.
+      std::uint64_t count = cfg.capacity / cfg.slot_size;
+      while ((count & (count - 1)) != 0) count &= count - 1;
+      g.capacity = cfg.capacity;
+      g.slot_size = cfg.slot_size;
+      g.slot_count = count;
+      g.max_record = cfg.slot_size;
+      g.total_size = g.data_offset + count * mpmc_stride(cfg.slot_size);
+      break;
+    }
     default:
       *why = "unknown ring kind";
       return Errc::invalid_argument;
@@ -308,6 +327,13 @@ Errc create_segment(std::string_view name_in, const Config& cfg) {
         ::sem_init(reinterpret_cast<sem_t*>(h->sems.space_sem), 1, 0) != 0) {
       return undo(Errc::system_error, "sem_init: " + errno_text(errno));
     }
+  }
+  if (g.kind == Kind::mpmc) {
+    // The slot words live past the header page: map the whole object.
+    void* all = ::mmap(nullptr, g.total_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+    if (all == MAP_FAILED) return undo(Errc::system_error, "mmap: " + errno_text(errno));
+    Mapping whole(all, g.total_size);
+    init_mpmc_slots(whole.base() + g.data_offset, g);
   }
   if (g.kind == Kind::locked && init_locked_mutexes(h) != Errc::ok) {
     return undo(Errc::system_error, "initialising the robust mutexes failed");

@@ -44,7 +44,7 @@ class SpscProducer final : public Endpoint {
         published_(tail),
         head_cache_(head),
         peer_(seg_.hdr, Role::consumer, seg_.geo.liveness_ms),
-        waiter_(seg_.geo.wait, &seg_.hdr->space_wait, seg_.hdr->sems.space_sem, &peer_) {
+        waiter_(seg_.geo.wait, &seg_.hdr->space_wait, seg_.hdr->sems.space_sem, &peer_, &seg_.hdr->id.reset_gen) {
     // Sole writer of prod.records: relaxed is enough (a statistic).
     records_local_ = atom(*records_).load(std::memory_order_relaxed);
     // We hold the producer role exclusively, so nobody else can be asleep
@@ -56,6 +56,7 @@ class SpscProducer final : public Endpoint {
 
   Errc reserve(std::size_t n, std::byte** out, std::int64_t timeout_ns) override {
     if (corrupt_) return Errc::corrupt;
+    if (was_reset()) return Errc::reset;
     if (n > area_.max_record) return Errc::too_big;
     const std::uint64_t need = bytes_needed(area_, write_pos_, n);
     if (write_pos_ + need - head_cache_ > area_.cap) {
@@ -79,6 +80,7 @@ class SpscProducer final : public Endpoint {
 
   Errc commit(std::size_t n, bool publish_now) override {
     if (corrupt_) return Errc::corrupt;
+    if (was_reset()) return Errc::reset;
     if (!has_reservation_ || n > reserved_n_) return Errc::invalid_argument;
     SHMRING_CRASHPOINT("spsc.commit.before_header");
     write_record_header(area_, reserved_pos_, n);
@@ -92,6 +94,7 @@ class SpscProducer final : public Endpoint {
 
   Errc flush() override {
     if (corrupt_) return Errc::corrupt;
+    if (was_reset()) return Errc::reset;
     if (published_ != write_pos_) publish();
     return Errc::ok;
   }
@@ -152,7 +155,7 @@ class SpscConsumer final : public Endpoint {
         released_(head),
         tail_cache_(tail),
         peer_(seg_.hdr, Role::producer, seg_.geo.liveness_ms),
-        waiter_(seg_.geo.wait, &seg_.hdr->data_wait, seg_.hdr->sems.data_sem, &peer_) {
+        waiter_(seg_.geo.wait, &seg_.hdr->data_wait, seg_.hdr->sems.data_sem, &peer_, &seg_.hdr->id.reset_gen) {
     // Sole writer of cons.records: relaxed is enough (a statistic).
     records_local_ = atom(*records_).load(std::memory_order_relaxed);
     // We hold the consumer role exclusively, so nobody else can be asleep
@@ -164,6 +167,7 @@ class SpscConsumer final : public Endpoint {
 
   Errc peek(const std::byte** out, std::size_t* n, std::int64_t timeout_ns) override {
     if (corrupt_) return Errc::corrupt;
+    if (was_reset()) return Errc::reset;
     if (!has_peek_) {
       Errc e = next_record();
       if (e == Errc::would_block && timeout_ns != 0) {
@@ -182,6 +186,7 @@ class SpscConsumer final : public Endpoint {
 
   Errc release(bool publish_now) override {
     if (corrupt_) return Errc::corrupt;
+    if (was_reset()) return Errc::reset;
     if (!has_peek_) return Errc::invalid_argument;
     SHMRING_CRASHPOINT("spsc.release.before_publish");
     read_pos_ += record_footprint(peek_len_);
@@ -193,6 +198,7 @@ class SpscConsumer final : public Endpoint {
 
   Errc flush() override {
     if (corrupt_) return Errc::corrupt;
+    if (was_reset()) return Errc::reset;
     if (released_ != read_pos_) publish();
     return Errc::ok;
   }

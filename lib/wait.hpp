@@ -89,8 +89,10 @@ inline void notify(WaitStrategy s, WaitLine& line, unsigned char* sem) noexcept 
 
 class Waiter {
  public:
-  Waiter(WaitStrategy s, WaitLine* line, unsigned char* sem, PeerWatch* peer) noexcept
-      : s_(s), line_(line), sem_(sem), peer_(peer) {}
+  Waiter(WaitStrategy s, WaitLine* line, unsigned char* sem, PeerWatch* peer, std::uint32_t* reset_gen) noexcept
+      : s_(s), line_(line), sem_(sem), peer_(peer), reset_gen_(reset_gen),
+        // R-A1 (see Endpoint): the generation this handle attached under.
+        gen_(atom(*reset_gen).load(std::memory_order_acquire)) {}
 
   // Calls ready() until it returns anything but would_block; returns
   // would_block (timeout 0), timed_out, or peer_gone when the peer rule of
@@ -147,6 +149,11 @@ class Waiter {
  private:
   template <class Ready>
   bool peer_gone(std::int64_t now, Ready& ready, Errc* e) {
+    // Advisory, relaxed (see Endpoint::was_reset): a forced reset ends the wait.
+    if (atom(*reset_gen_).load(std::memory_order_relaxed) != gen_) {
+      *e = Errc::reset;
+      return true;
+    }
     if (peer_ == nullptr || !peer_->due(now) || !peer_->gone(now)) return false;
     // Records committed before the peer died are delivered first.
     *e = ready();
@@ -158,6 +165,8 @@ class Waiter {
   WaitLine* line_;
   unsigned char* sem_;
   PeerWatch* peer_;
+  std::uint32_t* reset_gen_;
+  std::uint32_t gen_;
 };
 
 }  // namespace shmring::detail
