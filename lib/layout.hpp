@@ -50,6 +50,45 @@ constexpr std::uint64_t record_footprint(std::uint64_t len) noexcept {
   return (sizeof(RecordHeader) + len + kRecordAlign - 1) & ~(kRecordAlign - 1);
 }
 
+// ---- Slots of the mpmc kind -------------------------------------------------
+// The data area holds slot_count slots of stride align64(16 + slot_size):
+// a SlotHeader, then the payload. The slot word is a small state machine
+// (lib/mpmc.cpp, docs/mpmc.md):
+//   bits 63..24 lap (ticket >> log2(slot_count), modulo 2^40)
+//   bits 23..8  owner: attach entry index (5 bits) | 11 bits of its generation << 5
+//   bits  7..0  state (SlotState)
+enum SlotState : std::uint64_t {
+  kSlotEmpty = 0,
+  kSlotWriting = 1,
+  kSlotFull = 2,
+  kSlotReading = 3,
+  kSlotAbandoned = 4,          // claim revoked from a live, stalled claimer: quarantined
+  kSlotAbandonedReleased = 5,  // ... and the claimer has since acknowledged it
+};
+
+constexpr unsigned kLapShift = 24;
+constexpr std::uint64_t kLapMask = (std::uint64_t{1} << 40) - 1;
+
+constexpr std::uint64_t make_word(std::uint64_t lap, std::uint64_t owner, std::uint64_t state) noexcept {
+  return ((lap & kLapMask) << kLapShift) | ((owner & 0xffff) << 8) | state;
+}
+constexpr std::uint64_t word_lap(std::uint64_t w) noexcept { return w >> kLapShift; }
+constexpr std::uint64_t word_owner(std::uint64_t w) noexcept { return (w >> 8) & 0xffff; }
+constexpr std::uint64_t word_state(std::uint64_t w) noexcept { return w & 0xff; }
+// Signed distance a - b of two 40-bit laps.
+constexpr std::int64_t lap_diff(std::uint64_t a, std::uint64_t b) noexcept {
+  return static_cast<std::int64_t>((a - b) << kLapShift) >> kLapShift;
+}
+
+// Slot: header, then payload. Stride is a multiple of the cache line.
+struct SlotHeader {
+  std::uint64_t word;  // atomic: the state machine above
+  std::uint32_t len;   // payload bytes, written by the producer before MP-R1
+  std::uint32_t reserved;
+};
+static_assert(sizeof(SlotHeader) == 16);
+
+
 // ---- Header blocks ------------------------------------------------------------
 
 // Offset 0: written once by the creator before it publishes kInitReady;

@@ -41,39 +41,8 @@ namespace shmring::detail {
 
 namespace {
 
-enum SlotState : std::uint64_t {
-  kEmpty = 0,
-  kWriting = 1,
-  kFull = 2,
-  kReading = 3,
-  kAbandoned = 4,          // claim revoked from a live, stalled claimer: quarantined
-  kAbandonedReleased = 5,  // ... and the claimer has since acknowledged it
-};
-
-constexpr unsigned kLapShift = 24;
-constexpr std::uint64_t kLapMask = (std::uint64_t{1} << 40) - 1;
-
-constexpr std::uint64_t make_word(std::uint64_t lap, std::uint64_t owner, std::uint64_t state) noexcept {
-  return ((lap & kLapMask) << kLapShift) | ((owner & 0xffff) << 8) | state;
-}
-constexpr std::uint64_t word_lap(std::uint64_t w) noexcept { return w >> kLapShift; }
-constexpr std::uint64_t word_owner(std::uint64_t w) noexcept { return (w >> 8) & 0xffff; }
-constexpr std::uint64_t word_state(std::uint64_t w) noexcept { return w & 0xff; }
-// Signed distance a - b of two 40-bit laps.
-constexpr std::int64_t lap_diff(std::uint64_t a, std::uint64_t b) noexcept {
-  return static_cast<std::int64_t>((a - b) << kLapShift) >> kLapShift;
-}
-
 // How often a slot held past its time is checked for a dead holder.
 constexpr std::int64_t kClaimCheckNs = 1'000'000;
-
-// Slot: header, then payload. Stride is a multiple of the cache line.
-struct SlotHeader {
-  std::uint64_t word;  // atomic: the state machine above
-  std::uint32_t len;   // payload bytes, written by the producer before MP-R1
-  std::uint32_t reserved;
-};
-static_assert(sizeof(SlotHeader) == 16);
 
 std::uint64_t stride_for(std::uint64_t slot_size) noexcept {
   return (sizeof(SlotHeader) + slot_size + kCacheLine - 1) & ~std::uint64_t{kCacheLine - 1};
@@ -172,8 +141,8 @@ class MpmcProducer final : public MpmcBase {
     if (has_claim_ && !was_reset()) {
       // Drop the open claim whole: retire the slot to the next lap (MP-R1
       // role: release, nothing was written that anybody may read).
-      std::uint64_t w = make_word(lap(claim_), me_, kWriting);
-      atom(slot(claim_)->word).compare_exchange_strong(w, make_word(lap(claim_) + 1, 0, kEmpty),
+      std::uint64_t w = make_word(lap(claim_), me_, kSlotWriting);
+      atom(slot(claim_)->word).compare_exchange_strong(w, make_word(lap(claim_) + 1, 0, kSlotEmpty),
                                                        std::memory_order_release, std::memory_order_relaxed);
       wake_everyone();
     }
@@ -200,14 +169,14 @@ class MpmcProducer final : public MpmcBase {
     // Ordered before MP-R1 like the payload; a plain field of a slot we own.
     atom(s->len).store(static_cast<std::uint32_t>(n), std::memory_order_relaxed);
     SHMRING_CRASHPOINT("mpmc.commit.before_publish");
-    std::uint64_t w = make_word(lap(claim_), me_, kWriting);
+    std::uint64_t w = make_word(lap(claim_), me_, kSlotWriting);
     // MP-R1: release, publishes the payload and len; pairs with MC-A1.
-    if (!atom(s->word).compare_exchange_strong(w, make_word(lap(claim_), 0, kFull), std::memory_order_release,
+    if (!atom(s->word).compare_exchange_strong(w, make_word(lap(claim_), 0, kSlotFull), std::memory_order_release,
                                                std::memory_order_relaxed)) {
-      if (word_state(w) == kAbandoned && word_owner(w) == me_) {
+      if (word_state(w) == kSlotAbandoned && word_owner(w) == me_) {
         // We stalled and consumers gave up on us: acknowledge, so the
         // quarantined slot can be reused, and report the dropped record.
-        atom(s->word).compare_exchange_strong(w, make_word(word_lap(w), me_, kAbandonedReleased),
+        atom(s->word).compare_exchange_strong(w, make_word(word_lap(w), me_, kSlotAbandonedReleased),
                                               std::memory_order_acq_rel, std::memory_order_relaxed);
         wake_everyone();
         return fail(Errc::reset, seg_.name,
@@ -235,11 +204,11 @@ class MpmcProducer final : public MpmcBase {
       std::uint64_t w = atom(s->word).load(std::memory_order_acquire);
       const std::uint64_t st = word_state(w);
       const std::int64_t d = lap_diff(word_lap(w), L);
-      if (st > kAbandonedReleased) return quarantine("slot " + std::to_string(t & (n_ - 1)) + " has an unknown state");
-      if (d == 0 && st == kEmpty) {
+      if (st > kSlotAbandonedReleased) return quarantine("slot " + std::to_string(t & (n_ - 1)) + " has an unknown state");
+      if (d == 0 && st == kSlotEmpty) {
         // The claim: one CAS writes "taken, by me" (acq_rel: MP-A1 again on
         // success; ordered before our payload writes).
-        if (!atom(s->word).compare_exchange_strong(w, make_word(L, me_, kWriting), std::memory_order_acq_rel,
+        if (!atom(s->word).compare_exchange_strong(w, make_word(L, me_, kSlotWriting), std::memory_order_acq_rel,
                                                    std::memory_order_relaxed))
           continue;
         SHMRING_CRASHPOINT("mpmc.claim.before_advance");
@@ -249,7 +218,7 @@ class MpmcProducer final : public MpmcBase {
         has_claim_ = true;
         return Errc::ok;
       }
-      if (st == kAbandoned || st == kAbandonedReleased || d > 0 || (d == 0 && st != kEmpty)) {
+      if (st == kSlotAbandoned || st == kSlotAbandonedReleased || d > 0 || (d == 0 && st != kSlotEmpty)) {
         // A quarantined slot is skipped; a ticket somebody else claimed (or
         // that is already stale) is helped along. Never run more than a
         // ring's length ahead of the consumers.
@@ -258,12 +227,12 @@ class MpmcProducer final : public MpmcBase {
         continue;
       }
       // d < 0: the slot still holds the previous lap: the ring is full here.
-      if (st == kReading) {
+      if (st == kSlotReading) {
         const Verdict v = judge(t, w);
         if (v == Verdict::dead) {
           // The reader died holding the record: it is lost (counted), the
           // slot goes back to us.
-          if (atom(s->word).compare_exchange_strong(w, make_word(L, 0, kEmpty), std::memory_order_acq_rel,
+          if (atom(s->word).compare_exchange_strong(w, make_word(L, 0, kSlotEmpty), std::memory_order_acq_rel,
                                                     std::memory_order_relaxed)) {
             count(seg_.hdr->roles.dropped_reads);
           }
@@ -311,9 +280,9 @@ class MpmcConsumer final : public MpmcBase {
     if (!has_take_) return Errc::invalid_argument;
     has_take_ = false;
     SHMRING_CRASHPOINT("mpmc.release.before_publish");
-    std::uint64_t w = make_word(lap(take_), me_, kReading);
+    std::uint64_t w = make_word(lap(take_), me_, kSlotReading);
     // MC-R1: release, our reads of the slot are done; pairs with MP-A1.
-    if (!atom(slot(take_)->word).compare_exchange_strong(w, make_word(lap(take_) + 1, 0, kEmpty),
+    if (!atom(slot(take_)->word).compare_exchange_strong(w, make_word(lap(take_) + 1, 0, kSlotEmpty),
                                                          std::memory_order_release, std::memory_order_relaxed)) {
       if (was_reset()) return Errc::reset;
       return quarantine("slot " + std::to_string(take_ & (n_ - 1)) + " changed under its reader");
@@ -354,8 +323,8 @@ class MpmcConsumer final : public MpmcBase {
       std::uint64_t w = atom(s->word).load(std::memory_order_acquire);
       const std::uint64_t st = word_state(w);
       const std::int64_t d = lap_diff(word_lap(w), L);
-      if (st > kAbandonedReleased) return quarantine("slot " + std::to_string(t & (n_ - 1)) + " has an unknown state");
-      if (st == kAbandoned || st == kAbandonedReleased) {
+      if (st > kSlotAbandonedReleased) return quarantine("slot " + std::to_string(t & (n_ - 1)) + " has an unknown state");
+      if (st == kSlotAbandoned || st == kSlotAbandonedReleased) {
         if (d > 0) {
           help_advance(&seg_.hdr->cons.head, t);
           continue;
@@ -363,8 +332,8 @@ class MpmcConsumer final : public MpmcBase {
         if (!producers_past(t)) return Errc::would_block;
         // Quarantined: skip the ticket; reuse the slot once its stalled
         // claimer is gone or has acknowledged.
-        if (st == kAbandonedReleased || !owner_alive(word_owner(w))) {
-          retire(s, t, w, make_word(L + 1, 0, kEmpty));
+        if (st == kSlotAbandonedReleased || !owner_alive(word_owner(w))) {
+          retire(s, t, w, make_word(L + 1, 0, kSlotEmpty));
         } else {
           help_advance(&seg_.hdr->cons.head, t);
         }
@@ -376,9 +345,9 @@ class MpmcConsumer final : public MpmcBase {
       }
       if (d < 0) return Errc::would_block;  // this lap's producer has not come yet
       switch (st) {
-        case kFull: {
+        case kSlotFull: {
           // MC-A1 on success: acquire, pairs with MP-R1.
-          if (!atom(s->word).compare_exchange_strong(w, make_word(L, me_, kReading), std::memory_order_acquire,
+          if (!atom(s->word).compare_exchange_strong(w, make_word(L, me_, kSlotReading), std::memory_order_acquire,
                                                      std::memory_order_relaxed))
             continue;
           help_advance(&seg_.hdr->cons.head, t);
@@ -395,25 +364,25 @@ class MpmcConsumer final : public MpmcBase {
           take_len_ = len;
           return Errc::ok;
         }
-        case kReading:
+        case kSlotReading:
           help_advance(&seg_.hdr->cons.head, t);  // another consumer has it
           continue;
-        case kEmpty:
+        case kSlotEmpty:
           if (!producers_past(t)) return Errc::would_block;
-          retire(s, t, w, make_word(L + 1, 0, kEmpty));  // a skipped ticket: nobody fills it this lap
+          retire(s, t, w, make_word(L + 1, 0, kSlotEmpty));  // a skipped ticket: nobody fills it this lap
           continue;
-        case kWriting: {
+        case kSlotWriting: {
           const Verdict v = judge(t, w);
           if (v == Verdict::wait) return Errc::would_block;
           if (v == Verdict::dead) {
             // The claimer died before publishing: nothing it wrote is ever
             // read; the slot is reused from the next lap on.
-            if (retire(s, t, w, make_word(L + 1, 0, kEmpty))) count(seg_.hdr->roles.abandoned_claims);
+            if (retire(s, t, w, make_word(L + 1, 0, kSlotEmpty))) count(seg_.hdr->roles.abandoned_claims);
           } else {
             // Alive but stalled past the bound: revoke the claim and keep
             // the slot quarantined until the claimer acknowledges or dies,
             // so its late writes can land nowhere that matters.
-            if (retire(s, t, w, make_word(L, word_owner(w), kAbandoned))) count(seg_.hdr->roles.fenced_claims);
+            if (retire(s, t, w, make_word(L, word_owner(w), kSlotAbandoned))) count(seg_.hdr->roles.fenced_claims);
           }
           wake_everyone();
           continue;
@@ -444,7 +413,7 @@ void init_mpmc_slots(std::byte* data, const Geometry& g, std::uint64_t first_tic
     auto* s = reinterpret_cast<SlotHeader*>(data + (t & (g.slot_count - 1)) * stride);
     // Before the ring is published (creator) or with nobody attached
     // (reset): relaxed; I-R1 / R-R1 publish it.
-    atom(s->word).store(make_word((t >> shift) & kLapMask, 0, kEmpty), std::memory_order_relaxed);
+    atom(s->word).store(make_word((t >> shift) & kLapMask, 0, kSlotEmpty), std::memory_order_relaxed);
     atom(s->len).store(0, std::memory_order_relaxed);
   }
 }
