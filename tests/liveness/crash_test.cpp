@@ -93,6 +93,10 @@ struct CrashCase {
   bool holds_lock; // locked: the process dies holding a robust mutex
 };
 
+void PrintTo(const CrashCase& c, std::ostream* os) {
+  *os << c.point << ":" << c.k << " " << to_string(c.kind) << "/" << to_string(c.wait);
+}
+
 std::string case_name(const ::testing::TestParamInfo<CrashCase>& i) {
   std::string s = i.param.point;
   for (char& c : s)
@@ -141,40 +145,57 @@ TEST_P(ProducerCrash, SurvivorsSeeEveryCommittedRecordThenPeerGone) {
   Handle cons;
   ASSERT_EQ(cons.open(ring.name(), SHMRING_CONSUMER), SHMRING_OK);
   const std::string min = std::to_string(kMin), max = std::to_string(kMax);
+  // locked: a second, healthy producer runs at the same time as the victim
+  // and must get through the mutex the victim dies holding. It attaches
+  // first and stays attached (--hold) until the victim is dead and it has
+  // sent everything, so the consumer never sees "no producer left" early.
+  // 300 records of the two producers together stay below the ring's
+  // capacity, so the victim never finds the ring full (see above).
+  std::unique_ptr<Peer> other;
+  const int other_count = 300;
+  std::string l;
+  if (c.kind == Kind::locked) {
+    other = std::make_unique<Peer>(args({"produce", ring.name(), "--id", "2", "--count", std::to_string(other_count),
+                                         "--min", min, "--max", max, "--timeout-ms", "5000", "--hold"}));
+    LIVE_EXPECT_LINE(*other, "opened", 5000, l);
+    ASSERT_EQ(l, "opened 0");
+  }
   // The victim: producer 1, dies at the k-th pass of the point.
   Peer victim(args({"produce", ring.name(), "--id", "1", "--count", "1000", "--min", min, "--max", max, "--report",
                     "--timeout-ms", "5000"}),
               std::string(c.point) + ":" + std::to_string(c.k));
-  // locked: a second, healthy producer runs at the same time and must get
-  // through the mutex the victim dies holding.
-  std::unique_ptr<Peer> other;
-  const int other_count = 300;
-  if (c.kind == Kind::locked) {
-    other = std::make_unique<Peer>(args({"produce", ring.name(), "--id", "2", "--count", std::to_string(other_count),
-                                         "--min", min, "--max", max, "--timeout-ms", "5000"}));
-  }
   Received got;
-  int rc = drain_into(cons.get(), &got);
-  ASSERT_TRUE(got.error.empty()) << got.error;
-  EXPECT_EQ(rc, SHMRING_EPEERGONE) << errname(rc);
+  int rc = SHMRING_OK;
+  if (c.kind == Kind::spsc) {
+    // spsc: this consumer drains while the victim runs and is blocked on
+    // the empty ring when it dies.
+    rc = drain_into(cons.get(), &got);
+  }
   const Exit ve = victim.wait();
   ASSERT_EQ(ve.signal, SIGKILL) << "the crash point did not fire: " << ve.describe();
+  if (other) {
+    LIVE_EXPECT_LINE(*other, "done", 5000, l);
+    EXPECT_EQ(field(l, 1), SHMRING_OK) << "the second producer must get through the dead holder's mutex: " << l;
+    other->close_stdin();
+    EXPECT_TRUE(other->wait().exited);
+    rc = drain_into(cons.get(), &got);
+    EXPECT_EQ(got.count[2], static_cast<std::uint64_t>(other_count));
+  }
+  ASSERT_TRUE(got.error.empty()) << got.error;
+  EXPECT_EQ(rc, SHMRING_EPEERGONE) << errname(rc);
   const auto& h = victim.drain(std::chrono::milliseconds(1000));
   // "sent" lines: commits that returned; the K-th never did.
   EXPECT_EQ(count_lines(h, "sent"), c.k - 1);
   EXPECT_EQ(got.count[1], static_cast<std::uint64_t>(c.delivered))
       << "records of the dead producer delivered (committed and published before the crash)";
-  if (other) {
-    std::string l;
-    LIVE_EXPECT_LINE(*other, "done", 5000, l);
-    EXPECT_EQ(field(l, 1), SHMRING_OK) << "the second producer must get through the dead holder's mutex: " << l;
-    EXPECT_EQ(got.count[2], static_cast<std::uint64_t>(other_count));
-    EXPECT_TRUE(other->wait().exited);
-  }
   // A replacement producer continues the victim's stream.
   const int more = 25;
   Peer repl(args({"produce", ring.name(), "--id", "1", "--start", std::to_string(c.delivered), "--count",
                   std::to_string(more), "--min", min, "--max", max, "--timeout-ms", "5000"}));
+  // Attached before we wait: otherwise "a producer was seen, none is alive"
+  // would rightly end the wait before it arrives.
+  LIVE_EXPECT_LINE(repl, "opened", 5000, l);
+  ASSERT_EQ(l, "opened 0");
   rc = drain_into(cons.get(), &got);
   ASSERT_TRUE(got.error.empty()) << got.error;
   EXPECT_EQ(rc, SHMRING_EPEERGONE) << errname(rc);
@@ -337,6 +358,9 @@ TEST_P(ProducerCrashSmallRing, SurvivorsSeeEveryCommittedRecordThenPeerGone) {
   }
   Peer repl(args({"produce", ring.name(), "--id", "1", "--start", std::to_string(delivered), "--count", "100",
                   "--min", min, "--max", max, "--timeout-ms", "5000"}));
+  std::string l;
+  LIVE_EXPECT_LINE(repl, "opened", 5000, l);
+  ASSERT_EQ(l, "opened 0");
   rc = drain_into(cons.get(), &got);
   ASSERT_TRUE(got.error.empty()) << got.error;
   EXPECT_EQ(rc, SHMRING_EPEERGONE) << errname(rc);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,8 @@ struct KW {
   Kind kind;
   WaitStrategy wait;
 };
+
+inline void PrintTo(const KW& k, std::ostream* os) { *os << to_string(k.kind) << "/" << to_string(k.wait); }
 
 inline std::string kw_name(const ::testing::TestParamInfo<KW>& i) {
   return std::string(to_string(i.param.kind)) + "_" + to_string(i.param.wait);
