@@ -131,7 +131,13 @@ class Handle {
       return f(buf_.data(), static_cast<std::size_t>(n)) ? 1 : -1;
     }
     auto r = c_.peek(std::chrono::milliseconds(1));
-    if (!r) return r.error() == shmring::Errc::timed_out ? 0 : -1;
+    if (!r) {
+      // peer_gone: every producer has finished and detached (the caller's
+      // count check decides when we are done).
+      if (r.error() == shmring::Errc::timed_out || r.error() == shmring::Errc::peer_gone) return 0;
+      err_ = shmring::to_string(r.error());
+      return -1;
+    }
     if (!f(r->data(), r->size())) return -1;
     return c_.release() == shmring::Errc::ok ? 1 : -1;
   }
@@ -142,6 +148,9 @@ class Handle {
   shmring::Producer p_;
   shmring::Consumer c_;
   std::optional<bip::message_queue> bq_;
+
+ public:
+  std::string err_;
 };
 
 void wait_go(Control* ctl) {
@@ -204,7 +213,7 @@ void consumer_body(const Case& c, const std::string& name, Control* ctl, int id)
   for (;;) {
     const int r = h.recv(on);
     if (r < 0) {
-      ctl->fail(why.empty() ? "consumer " + std::to_string(id) + ": receive failed" : why);
+      ctl->fail(why.empty() ? "consumer " + std::to_string(id) + ": receive failed: " + h.err_ : why);
       break;
     }
     if (r > 0) {

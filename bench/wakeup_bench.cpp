@@ -115,7 +115,7 @@ struct Link {
     return p.send(std::as_bytes(std::span(&w, 1)), kTimeout) == shmring::Errc::ok;
   }
   bool recv(Wire* w) {
-    if (!ring) return bench::read_all(fds[0], w, sizeof w);
+    if (!ring) return bench::read_all(fds[0], w, sizeof *w);
     auto n = c.recv(std::as_writable_bytes(std::span(w, 1)), kTimeout);
     return n && *n == sizeof *w;
   }
