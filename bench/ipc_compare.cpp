@@ -53,7 +53,9 @@ namespace {
 constexpr std::size_t KiB = 1024, MiB = 1024 * 1024;
 constexpr std::size_t kChunk = 64 * KiB;  // batch size of stream writers and batched rings
 constexpr int kPeerTimeoutMs = 120'000;
-const shmring::Timeout kRingTimeout = std::chrono::seconds(60);
+// Ring calls wait like a blocking write()/read() does: without a bound (the
+// library reports a dead peer as peer_gone; the watchdog ends a hung case).
+const shmring::Timeout kRingTimeout = shmring::Timeout::forever();
 
 std::uint64_t g_rtt_count = 100'000;
 int g_watchdog_s = 300;
