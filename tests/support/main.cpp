@@ -12,9 +12,9 @@
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  shmring::test::install_test_harness(SHMRING_TEST_WATCHDOG_S);
+  const unsigned watchdog = shmring::test::install_test_harness(SHMRING_TEST_WATCHDOG_S);
   if (!GTEST_FLAG_GET(list_tests))
-    std::printf("shmring tests: stress scale %g, sanitizer %s, watchdog %d s per test\n",
-                shmring::test::stress_scale(), shmring::test::sanitizer_name(), SHMRING_TEST_WATCHDOG_S);
+    std::printf("shmring tests: stress scale %g, sanitizer %s, watchdog %u s per test\n",
+                shmring::test::stress_scale(), shmring::test::sanitizer_name(), watchdog);
   return RUN_ALL_TESTS();
 }

@@ -20,14 +20,6 @@
 #include <ostream>
 #include <sstream>
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-
-#ifndef SHMRING_TEST_DEFAULT_SCALE
-#define SHMRING_TEST_DEFAULT_SCALE 0.0  // 0: choose from the sanitizer below
-#endif
-
 // Compile-time sanitizer detection (gcc defines __SANITIZE_*, clang has
 // __has_feature).
 #if defined(__SANITIZE_THREAD__)
@@ -40,6 +32,21 @@
 #elif __has_feature(address_sanitizer)
 #define SHMRING_TEST_ASAN 1
 #endif
+#endif
+
+#if defined(SHMRING_TEST_ASAN) || defined(SHMRING_TEST_TSAN) || defined(SHMRING_TEST_UBSAN)
+#if __has_include(<sanitizer/common_interface_defs.h>)
+#include <sanitizer/common_interface_defs.h>
+#define SHMRING_TEST_DEATH_CALLBACK 1
+#endif
+#endif
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+#ifndef SHMRING_TEST_DEFAULT_SCALE
+#define SHMRING_TEST_DEFAULT_SCALE 0.0  // 0: choose from the sanitizer below
 #endif
 
 namespace shmring {
@@ -115,7 +122,7 @@ void write_stderr(const char* s) noexcept {
   (void)r;
 }
 
-void on_fatal_signal(int sig) {
+void on_fatal_signal(int sig, siginfo_t* info, void*) {
   if (sig == SIGALRM) write_stderr("\n*** shmring test watchdog: the test ran past its time budget ***\n");
   cleanup_registered();
   for (std::size_t i = 0; i < sizeof kFatalSignals / sizeof kFatalSignals[0]; ++i) {
@@ -124,25 +131,32 @@ void on_fatal_signal(int sig) {
       break;
     }
   }
-  // A synchronous fault re-executes the faulting instruction and reaches the
-  // previous handler (a sanitizer's, or the default). Anything else is sent
-  // again and delivered once this handler returns.
-  if (sig != SIGSEGV && sig != SIGBUS && sig != SIGFPE && sig != SIGILL) {
-    if (sig == SIGALRM) {
-      struct sigaction dfl {};
-      dfl.sa_handler = SIG_DFL;
-      ::sigaction(SIGALRM, &dfl, nullptr);
-    }
-    ::raise(sig);
+  if (sig == SIGALRM) {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    ::sigaction(SIGALRM, &dfl, nullptr);
   }
+  // A fault raised by the kernel (si_code > 0) re-executes the faulting
+  // instruction on return and reaches the previous handler (a sanitizer's
+  // or the default) with the real context. A signal sent by a process
+  // (raise, kill, abort: si_code <= 0) is sent again and delivered, to the
+  // previous disposition, once this handler returns.
+  const bool kernel_fault = info != nullptr && info->si_code > 0 &&
+                            (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL);
+  if (!kernel_fault) ::raise(sig);
 }
 
 void install_signal_cleanup() {
+#if defined(SHMRING_TEST_DEATH_CALLBACK)
+  // A sanitizer report ends the process with _exit, not a signal: clean up
+  // from its death callback too.
+  __sanitizer_set_death_callback(cleanup_registered);
+#endif
   for (std::size_t i = 0; i < sizeof kFatalSignals / sizeof kFatalSignals[0]; ++i) {
     struct sigaction sa {};
-    sa.sa_handler = on_fatal_signal;
+    sa.sa_sigaction = on_fatal_signal;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;
+    sa.sa_flags = SA_SIGINFO;
     ::sigaction(kFatalSignals[i], &sa, &g_old_actions[i]);
   }
 }
@@ -250,7 +264,7 @@ std::vector<std::string> leftover_objects() {
   return out;
 }
 
-void install_test_harness(unsigned watchdog_seconds) {
+unsigned install_test_harness(unsigned watchdog_seconds) {
   g_owner_pid = ::getpid();
   (void)name_prefix();
   install_signal_cleanup();
@@ -259,6 +273,7 @@ void install_test_harness(unsigned watchdog_seconds) {
     watchdog_seconds = static_cast<unsigned>(std::atoi(w));
   }
   ::testing::UnitTest::GetInstance()->listeners().Append(new Watchdog(watchdog_seconds));
+  return watchdog_seconds;
 }
 
 // ---- Scale ----------------------------------------------------------------------------

@@ -64,7 +64,8 @@ std::vector<std::string> leftover_objects();
 // Installs the gtest environment that fails the run when an object with
 // name_prefix() is left in /dev/shm (and removes it), the per-test SIGALRM
 // watchdog, and the fatal-signal cleanup. Called by the tests' main().
-void install_test_harness(unsigned watchdog_seconds);
+// Returns the watchdog budget in force (SHMRING_TEST_WATCHDOG_S overrides).
+unsigned install_test_harness(unsigned watchdog_seconds);
 
 // ---- Scale -------------------------------------------------------------------------
 

@@ -45,3 +45,19 @@ out:
   shmring_unlink(name);
   return rc;
 }
+
+/* Out-of-range enum values, as a C caller (or Rust/Go/Python through the C
+ * ABI) may pass them. Building them in C is well defined; in C++ it would
+ * not be, so the C++ tests call these. */
+int shmring_test_create_with_raw_enums(const char *name, int kind, int wait) {
+  shmring_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.kind = (shmring_kind)kind;
+  cfg.wait = (shmring_wait)wait;
+  cfg.capacity = 4096;
+  return shmring_create(name, &cfg);
+}
+
+int shmring_test_open_with_raw_role(const char *name, int role, shmring_t **out) {
+  return shmring_open(name, (shmring_role)role, out);
+}
