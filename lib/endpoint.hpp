@@ -48,6 +48,8 @@ class Endpoint {
   // A forced reset (shmtool reset --force) happened since we attached. A
   // relaxed load: the check is advisory and ordered by nothing; it only
   // stops this handle from touching the re-initialised ring again.
+  // This handle's "asleep" flags in its attach entry (see note_idle_wake).
+  std::uint64_t* sleep_flag() noexcept { return &seg_.hdr->attach[att_.entry()].sleeping; }
   bool was_reset() const noexcept {
     return atom(seg_.hdr->id.reset_gen).load(std::memory_order_relaxed) != reset_gen_;
   }

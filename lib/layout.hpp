@@ -171,7 +171,8 @@ struct AttachEntry {
   std::uint64_t start_time;     // /proc/PID/stat field 22, to tell reused pids apart
   std::int64_t attach_time_ns;  // CLOCK_REALTIME
   std::uint64_t generation;     // atomic: bumped by every claim of this entry
-  std::uint64_t reserved[3];
+  std::uint64_t sleeping;       // atomic: bit 0 asleep on data_wait, bit 1 on space_wait
+  std::uint64_t reserved[2];
 };
 
 // Who holds the exclusive roles of an spsc ring, and how many attaches each
@@ -249,6 +250,7 @@ static_assert(offsetof(AttachEntry, role) == 12);
 static_assert(offsetof(AttachEntry, start_time) == 16);
 static_assert(offsetof(AttachEntry, attach_time_ns) == 24);
 static_assert(offsetof(AttachEntry, generation) == 32);
+static_assert(offsetof(AttachEntry, sleeping) == 40);
 static_assert(offsetof(Header, prod) == 128);
 static_assert(offsetof(Header, cons) == 256);
 static_assert(offsetof(Header, data_wait) == 384);

@@ -117,6 +117,7 @@ Errc Attachment::attach(Header* h, const std::string& name, Role role, bool excl
     atom(e.role).store(r, std::memory_order_relaxed);
     atom(e.start_time).store(start, std::memory_order_relaxed);
     atom(e.attach_time_ns).store(realtime_ns(), std::memory_order_relaxed);
+    atom(e.sleeping).store(0, std::memory_order_relaxed);  // not the dead owner's flags
     generation_ = atom(e.generation).fetch_add(1, std::memory_order_relaxed) + 1;
     // L-R1: release, publishes the fields above; pairs with L-A1.
     atom(e.state).store(attach_word(pid, r, kPhaseAttached), std::memory_order_release);

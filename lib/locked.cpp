@@ -107,7 +107,7 @@ class LockedProducer final : public Endpoint {
         area_{seg_.data, seg_.geo.capacity, seg_.geo.max_record},
         lock_(seg_.hdr->lock.prod_mutex, &seg_.hdr->lock.prod_holder, &seg_.hdr->lock.recoveries),
         peer_(seg_.hdr, Role::consumer, seg_.geo.liveness_ms),
-        waiter_(seg_.geo.wait, &seg_.hdr->space_wait, seg_.hdr->sems.space_sem, &peer_, &seg_.hdr->id.reset_gen) {}
+        waiter_(seg_.geo.wait, seg_.hdr, &seg_.hdr->space_wait, seg_.hdr->sems.space_sem, &peer_, sleep_flag()) {}
 
   ~LockedProducer() override {
     has_reservation_ = false;  // an open reservation is dropped whole
@@ -164,7 +164,7 @@ class LockedProducer final : public Endpoint {
     SHMRING_CRASHPOINT("locked.commit.after_publish");
     holding_ = false;
     lock_.unlock();
-    if (moved) notify(seg_.geo.wait, seg_.hdr->data_wait, seg_.hdr->sems.data_sem);
+    if (moved) notify(seg_.geo.wait, *seg_.hdr, seg_.hdr->data_wait, seg_.hdr->sems.data_sem);
     return Errc::ok;
   }
 
@@ -223,7 +223,7 @@ class LockedConsumer final : public Endpoint {
         area_{seg_.data, seg_.geo.capacity, seg_.geo.max_record},
         lock_(seg_.hdr->lock.cons_mutex, &seg_.hdr->lock.cons_holder, &seg_.hdr->lock.recoveries),
         peer_(seg_.hdr, Role::producer, seg_.geo.liveness_ms),
-        waiter_(seg_.geo.wait, &seg_.hdr->data_wait, seg_.hdr->sems.data_sem, &peer_, &seg_.hdr->id.reset_gen) {}
+        waiter_(seg_.geo.wait, seg_.hdr, &seg_.hdr->data_wait, seg_.hdr->sems.data_sem, &peer_, sleep_flag()) {}
 
   ~LockedConsumer() override {
     has_peek_ = false;  // a peeked, unreleased record stays for the next consumer
@@ -276,7 +276,7 @@ class LockedConsumer final : public Endpoint {
     SHMRING_CRASHPOINT("locked.release.after_publish");
     holding_ = false;
     lock_.unlock();
-    if (moved) notify(seg_.geo.wait, seg_.hdr->space_wait, seg_.hdr->sems.space_sem);
+    if (moved) notify(seg_.geo.wait, *seg_.hdr, seg_.hdr->space_wait, seg_.hdr->sems.space_sem);
     return Errc::ok;
   }
 

@@ -108,8 +108,8 @@ class MpmcBase : public Endpoint {
   }
 
   void wake_everyone() noexcept {
-    notify(seg_.geo.wait, seg_.hdr->data_wait, seg_.hdr->sems.data_sem);
-    notify(seg_.geo.wait, seg_.hdr->space_wait, seg_.hdr->sems.space_sem);
+    notify(seg_.geo.wait, *seg_.hdr, seg_.hdr->data_wait, seg_.hdr->sems.data_sem);
+    notify(seg_.geo.wait, *seg_.hdr, seg_.hdr->space_wait, seg_.hdr->sems.space_sem);
   }
 
   Errc quarantine(std::string why) {
@@ -135,7 +135,7 @@ class MpmcProducer final : public MpmcBase {
   MpmcProducer(OpenedSegment seg, Attachment att) noexcept
       : MpmcBase(std::move(seg), std::move(att), Role::producer),
         peer_(seg_.hdr, Role::consumer, seg_.geo.liveness_ms),
-        waiter_(seg_.geo.wait, &seg_.hdr->space_wait, seg_.hdr->sems.space_sem, &peer_, &seg_.hdr->id.reset_gen) {}
+        waiter_(seg_.geo.wait, seg_.hdr, &seg_.hdr->space_wait, seg_.hdr->sems.space_sem, &peer_, sleep_flag()) {}
 
   ~MpmcProducer() override {
     if (has_claim_ && !was_reset()) {
@@ -186,7 +186,7 @@ class MpmcProducer final : public MpmcBase {
       if (was_reset()) return Errc::reset;
       return quarantine("slot " + std::to_string(claim_ & (n_ - 1)) + " changed under its claimer");
     }
-    notify(seg_.geo.wait, seg_.hdr->data_wait, seg_.hdr->sems.data_sem);
+    notify(seg_.geo.wait, *seg_.hdr, seg_.hdr->data_wait, seg_.hdr->sems.data_sem);
     return Errc::ok;
   }
 
@@ -255,7 +255,7 @@ class MpmcConsumer final : public MpmcBase {
   MpmcConsumer(OpenedSegment seg, Attachment att) noexcept
       : MpmcBase(std::move(seg), std::move(att), Role::consumer),
         peer_(seg_.hdr, Role::producer, seg_.geo.liveness_ms),
-        waiter_(seg_.geo.wait, &seg_.hdr->data_wait, seg_.hdr->sems.data_sem, &peer_, &seg_.hdr->id.reset_gen) {}
+        waiter_(seg_.geo.wait, seg_.hdr, &seg_.hdr->data_wait, seg_.hdr->sems.data_sem, &peer_, sleep_flag()) {}
 
   ~MpmcConsumer() override {
     // A peeked record counts as consumed: its ticket is behind us for good.
@@ -287,7 +287,7 @@ class MpmcConsumer final : public MpmcBase {
       if (was_reset()) return Errc::reset;
       return quarantine("slot " + std::to_string(take_ & (n_ - 1)) + " changed under its reader");
     }
-    notify(seg_.geo.wait, seg_.hdr->space_wait, seg_.hdr->sems.space_sem);
+    notify(seg_.geo.wait, *seg_.hdr, seg_.hdr->space_wait, seg_.hdr->sems.space_sem);
     return Errc::ok;
   }
 

@@ -44,7 +44,7 @@ class SpscProducer final : public Endpoint {
         published_(tail),
         head_cache_(head),
         peer_(seg_.hdr, Role::consumer, seg_.geo.liveness_ms),
-        waiter_(seg_.geo.wait, &seg_.hdr->space_wait, seg_.hdr->sems.space_sem, &peer_, &seg_.hdr->id.reset_gen) {
+        waiter_(seg_.geo.wait, seg_.hdr, &seg_.hdr->space_wait, seg_.hdr->sems.space_sem, &peer_, sleep_flag()) {
     // Sole writer of prod.records: relaxed is enough (a statistic).
     records_local_ = atom(*records_).load(std::memory_order_relaxed);
     // We hold the producer role exclusively, so nobody else can be asleep
@@ -108,7 +108,7 @@ class SpscProducer final : public Endpoint {
     atom(*records_).store(records_local_, std::memory_order_relaxed);
     published_ = write_pos_;
     SHMRING_CRASHPOINT("spsc.commit.after_publish");
-    notify(seg_.geo.wait, seg_.hdr->data_wait, seg_.hdr->sems.data_sem);
+    notify(seg_.geo.wait, *seg_.hdr, seg_.hdr->data_wait, seg_.hdr->sems.data_sem);
   }
 
   Errc refresh_head(std::uint64_t need) noexcept {
@@ -155,7 +155,7 @@ class SpscConsumer final : public Endpoint {
         released_(head),
         tail_cache_(tail),
         peer_(seg_.hdr, Role::producer, seg_.geo.liveness_ms),
-        waiter_(seg_.geo.wait, &seg_.hdr->data_wait, seg_.hdr->sems.data_sem, &peer_, &seg_.hdr->id.reset_gen) {
+        waiter_(seg_.geo.wait, seg_.hdr, &seg_.hdr->data_wait, seg_.hdr->sems.data_sem, &peer_, sleep_flag()) {
     // Sole writer of cons.records: relaxed is enough (a statistic).
     records_local_ = atom(*records_).load(std::memory_order_relaxed);
     // We hold the consumer role exclusively, so nobody else can be asleep
@@ -211,7 +211,7 @@ class SpscConsumer final : public Endpoint {
     // Sole writer; a statistic read by shmtool, ordered by nothing.
     atom(*records_).store(records_local_, std::memory_order_relaxed);
     released_ = read_pos_;
-    notify(seg_.geo.wait, seg_.hdr->space_wait, seg_.hdr->sems.space_sem);
+    notify(seg_.geo.wait, *seg_.hdr, seg_.hdr->space_wait, seg_.hdr->sems.space_sem);
   }
 
   Errc corrupt(std::string cause) {

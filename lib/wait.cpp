@@ -37,9 +37,30 @@ void futex_sleep(std::uint32_t* word, std::uint32_t seen, std::int64_t until_ns)
   // caller re-check the ring; a return is never trusted as "ready".
 }
 
-void futex_wake_all(std::uint32_t* word) noexcept {
+int futex_wake_all(std::uint32_t* word) noexcept {
   g_wake_syscalls.fetch_add(1, std::memory_order_relaxed);  // process-local statistic
-  ::syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+  return static_cast<int>(::syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0));
+}
+
+void note_idle_wake(Header& h, WaitLine& line) noexcept {
+  thread_local std::uint32_t idle = 0;
+  if (++idle % 16 != 0) return;
+  const std::uint64_t bit = &line == &h.data_wait ? 1 : 2;
+  // Acquire: a sleeper's flag (set before its W1) is visible once its
+  // count is.
+  std::uint32_t counted = atom(line.waiters).load(std::memory_order_acquire);
+  std::uint32_t asleep = 0;
+  for (std::uint32_t i = 0; i < kAttachEntries; ++i) {
+    const std::uint64_t w = atom(h.attach[i].state).load(std::memory_order_acquire);  // L-A1
+    if (w == 0 || (atom(h.attach[i].sleeping).load(std::memory_order_relaxed) & bit) == 0) continue;
+    if (entry_liveness(h, i, w) == Liveness::alive) ++asleep;
+  }
+  // Lower only, and only if nobody announced meanwhile (the CAS fails then).
+  // A sleeper racing with this recount is at worst woken by its own bounded
+  // sleep (half the liveness period).
+  if (asleep < counted) {
+    atom(line.waiters).compare_exchange_strong(counted, asleep, std::memory_order_acq_rel);
+  }
 }
 
 void sem_sleep(unsigned char* sem, std::int64_t until_ns) noexcept {

@@ -59,7 +59,12 @@ inline constexpr int kClockEvery = 64;
 // Sleeps until the word changes from `seen`, a wake, a signal or the
 // absolute CLOCK_MONOTONIC time `until_ns`.
 void futex_sleep(std::uint32_t* word, std::uint32_t seen, std::int64_t until_ns) noexcept;
-void futex_wake_all(std::uint32_t* word) noexcept;
+// Returns the number of sleepers woken.
+int futex_wake_all(std::uint32_t* word) noexcept;
+// A wake found nobody asleep: every 16th time, recount the line's sleepers
+// from the attach table (entries of live processes flagged asleep on it) and
+// lower a count left too high by a sleeper that was killed.
+void note_idle_wake(Header& h, WaitLine& line) noexcept;
 void sem_sleep(unsigned char* sem, std::int64_t until_ns) noexcept;
 void sem_wake(unsigned char* sem, std::uint32_t waiters) noexcept;
 
@@ -69,7 +74,7 @@ std::uint64_t wake_syscalls() noexcept;
 
 // Wakes sleepers of `line` if any announced themselves. Call right after the
 // release store that publishes records (or frees space).
-inline void notify(WaitStrategy s, WaitLine& line, unsigned char* sem) noexcept {
+inline void notify(WaitStrategy s, Header& h, WaitLine& line, unsigned char* sem) noexcept {
   if (s == WaitStrategy::spin) return;
   // F-P: seq_cst fence, pairs with F-W in Waiter::wait (store-buffering:
   // our index store before it, the waiter's count store before F-W).
@@ -81,7 +86,7 @@ inline void notify(WaitStrategy s, WaitLine& line, unsigned char* sem) noexcept 
     // P3: release, pairs with W2 (a waiter that reads the new seq also
     // sees our index store).
     atom(line.seq).fetch_add(1, std::memory_order_release);
-    futex_wake_all(&line.seq);
+    if (futex_wake_all(&line.seq) == 0) note_idle_wake(h, line);
   } else {
     sem_wake(sem, w);
   }
@@ -89,10 +94,12 @@ inline void notify(WaitStrategy s, WaitLine& line, unsigned char* sem) noexcept 
 
 class Waiter {
  public:
-  Waiter(WaitStrategy s, WaitLine* line, unsigned char* sem, PeerWatch* peer, std::uint32_t* reset_gen) noexcept
-      : s_(s), line_(line), sem_(sem), peer_(peer), reset_gen_(reset_gen),
+  Waiter(WaitStrategy s, Header* h, WaitLine* line, unsigned char* sem, PeerWatch* peer,
+         std::uint64_t* sleep_flag) noexcept
+      : s_(s), line_(line), sem_(sem), peer_(peer), reset_gen_(&h->id.reset_gen), sleep_flag_(sleep_flag),
+        sleep_bit_(line == &h->data_wait ? 1u : 2u),
         // R-A1 (see Endpoint): the generation this handle attached under.
-        gen_(atom(*reset_gen).load(std::memory_order_acquire)) {}
+        gen_(atom(h->id.reset_gen).load(std::memory_order_acquire)) {}
 
   // Calls ready() until it returns anything but would_block; returns
   // would_block (timeout 0), timed_out, or peer_gone when the peer rule of
@@ -123,6 +130,9 @@ class Waiter {
     // Sleep phase (futex, sem), each sleep bounded by the liveness period.
     for (;;) {
       const std::int64_t until = peer_ ? std::min(deadline, now + peer_->period_ns()) : deadline;
+      // Flag ourselves asleep in our attach entry (for note_idle_wake's
+      // recount); W1's seq_cst RMW orders it before the count.
+      if (sleep_flag_) atom(*sleep_flag_).fetch_or(sleep_bit_, std::memory_order_relaxed);
       // W1: announce; seq_cst, and F-W below pairs with F-P in notify().
       atom(line_->waiters).fetch_add(1, std::memory_order_seq_cst);
       std::atomic_thread_fence(std::memory_order_seq_cst);  // F-W
@@ -138,6 +148,7 @@ class Waiter {
       }
       // Only the count matters here; no data is published through it.
       atom(line_->waiters).fetch_sub(1, std::memory_order_relaxed);
+      if (sleep_flag_) atom(*sleep_flag_).fetch_and(~sleep_bit_, std::memory_order_relaxed);
       if (e == Errc::would_block) e = ready();
       if (e != Errc::would_block) return e;
       now = monotonic_ns();
@@ -166,6 +177,8 @@ class Waiter {
   unsigned char* sem_;
   PeerWatch* peer_;
   std::uint32_t* reset_gen_;
+  std::uint64_t* sleep_flag_;
+  std::uint64_t sleep_bit_;
   std::uint32_t gen_;
 };
 
