@@ -199,7 +199,7 @@ void report_json(Json& j, const Report& r, bool full) {
     j.kv("count", r.geo.slot_count);
     for (int s = 0; s <= 5; ++s) j.kv(slot_state_text(static_cast<std::uint64_t>(s)), r.slot_counts[s]);
     j.kv("unknown", r.slot_counts[6]);
-    j.key("abandoned").begin_array();
+    j.key("abandoned_slots").begin_array();
     for (const SlotView& v : r.abandoned) {
       j.begin_object();
       j.kv("slot", v.index);
@@ -207,6 +207,7 @@ void report_json(Json& j, const Report& r, bool full) {
       j.kv("state", slot_state_text(v.state));
       j.kv("owner_entry", v.owner & 31);
       j.kv("owner_pid", v.owner_pid);
+      j.kv("owner_alive", v.owner_alive);
       j.kv("reason", v.reason);
       j.end_object();
     }
@@ -231,7 +232,7 @@ void report_json(Json& j, const Report& r, bool full) {
 
 namespace {
 
-void print_text(const Report& r) {
+std::string render_text(const Report& r) {
   std::string o;
   auto line = [&](const std::string& label, const std::string& text) {
     char b[16];
@@ -302,8 +303,9 @@ void print_text(const Report& r) {
         for (const SlotView& v : r.abandoned)
           line("", "slot " + std::to_string(v.index) + " lap " + std::to_string(v.lap) + " " +
                        slot_state_text(v.state) + " owner=" +
-                       (v.owner_pid > 0 ? std::to_string(v.owner_pid) : std::string("?")) + " (entry " +
-                       std::to_string(v.owner & 31) + "): " + v.reason);
+                       (v.owner_pid > 0 ? std::to_string(v.owner_pid) + (v.owner_alive ? " (alive)" : " (dead)")
+                                        : std::string("? (entry reused or freed)")) +
+                       " entry " + std::to_string(v.owner & 31) + ": " + v.reason);
       }
     }
     if (id.kind == 1) {
@@ -337,7 +339,7 @@ void print_text(const Report& r) {
     line("notes", r.notes.front());
     for (std::size_t i = 1; i < r.notes.size(); ++i) line("", r.notes[i]);
   }
-  std::fwrite(o.data(), 1, o.size(), stdout);
+  return o;
 }
 
 // The exit status and stderr line for a report that is not a usable ring.
@@ -356,44 +358,34 @@ bool resolve(const char* cmd, const std::string& arg, std::string* entry, int* c
   return true;
 }
 
-}  // namespace
 
-int cmd_inspect(int argc, char** argv) {
-  Args a;
-  int code = 0;
-  if (!parse_command("inspect", argc, argv, {{"--json", false}}, &a, &code)) return code;
+// One object, as `inspect NAME` and `verify NAME` do it: the report on
+// *out, the error line (if any) through fail(), the exit status returned.
+int inspect_one(int dirfd, const std::string& arg, bool json, std::string* out) {
   std::string entry;
-  if (!resolve("inspect", a.positional[0], &entry, &code)) return code;
-  const int dirfd = open_shm_dir();
-  if (dirfd < 0) return fail(kExitFailure, "inspect", "/" + entry, "cannot open /dev/shm");
+  int code = 0;
+  if (!resolve("inspect", arg, &entry, &code)) return code;
   const Report r = examine(dirfd, entry, Depth::full);
-  ::close(dirfd);
-  if (a.has("--json")) {
+  if (json) {
     Json j;
     j.begin_object();
     j.kv("schema_version", kSchemaVersion);
     j.key("ring");
     report_json(j, r, true);
     j.end_object();
-    std::fwrite(j.text().data(), 1, j.text().size(), stdout);
+    *out = j.text();
   } else if (r.status != Status::not_found && r.status != Status::permission) {
-    print_text(r);
+    *out = render_text(r);
   }
-  std::fflush(stdout);
   return report_failure("inspect", r);
 }
 
-int cmd_verify(int argc, char** argv) {
-  Args a;
-  int code = 0;
-  if (!parse_command("verify", argc, argv, {}, &a, &code)) return code;
+int verify_one(int dirfd, const std::string& arg, std::string* out) {
   std::string entry;
-  if (!resolve("verify", a.positional[0], &entry, &code)) return code;
-  const int dirfd = open_shm_dir();
-  if (dirfd < 0) return fail(kExitFailure, "verify", "/" + entry, "cannot open /dev/shm");
+  int code = 0;
+  if (!resolve("verify", arg, &entry, &code)) return code;
   const Report r = examine(dirfd, entry, Depth::full);
-  ::close(dirfd);
-  std::string o;
+  std::string& o = *out;
   if (r.status == Status::ready || r.status == Status::stale) {
     o = "ok: " + escape_text(r.shown) + " is consistent (" + kind_text(r.hdr.id.kind);
     if (r.walked) o += ", " + std::to_string(r.walked_records) + " records walked";
@@ -406,8 +398,6 @@ int cmd_verify(int argc, char** argv) {
   } else if (r.status != Status::not_found && r.status != Status::permission && r.status != Status::io_error) {
     o += "problem: " + escape_text(r.why) + "\n";
   }
-  std::fwrite(o.data(), 1, o.size(), stdout);
-  std::fflush(stdout);
   if (status_exit(r.status) == kExitCorrupt && !r.problems.empty()) {
     return fail(kExitCorrupt, "verify", r.shown,
                 std::to_string(r.problems.size()) + " problem" + (r.problems.size() == 1 ? "" : "s") +
@@ -415,5 +405,62 @@ int cmd_verify(int argc, char** argv) {
   }
   return report_failure("verify", r);
 }
+
+// The hidden test mode `--batch-stdin` (docs/shmtool.md, "Testing hooks"):
+// one NAME per stdin line, each run through exactly the code of a single
+// run; per object it prints "@@ <exit> <stdout bytes> <stderr bytes>\n",
+// then that stdout and stderr. Lets the robustness test run 10,000 objects
+// without 10,000 process start-ups.
+int run_batch(int dirfd, bool verify, bool json) {
+  char* line = nullptr;
+  std::size_t cap = 0;
+  ssize_t len = 0;
+  std::string err;
+  while ((len = ::getline(&line, &cap, stdin)) > 0) {
+    std::string name(line, static_cast<std::size_t>(len));
+    if (name.back() == '\n') name.pop_back();
+    std::string out;
+    err.clear();
+    capture_errors(&err);
+    const int code = verify ? verify_one(dirfd, name, &out) : inspect_one(dirfd, name, json, &out);
+    capture_errors(nullptr);
+    std::string rec = "@@ " + std::to_string(code) + " " + std::to_string(out.size()) + " " +
+                      std::to_string(err.size()) + "\n";
+    rec += out;
+    rec += err;
+    std::fwrite(rec.data(), 1, rec.size(), stdout);
+    std::fflush(stdout);
+  }
+  std::free(line);
+  return kExitOk;
+}
+
+int single(const char* cmd, int argc, char** argv, bool verify) {
+  Args a;
+  int code = 0;
+  std::vector<OptSpec> spec = {{"--batch-stdin", false}};
+  if (!verify) spec.push_back({"--json", false});
+  // NAME is optional only in batch mode.
+  bool batch = false;
+  for (int i = 0; i < argc; ++i) batch = batch || std::string(argv[i]) == "--batch-stdin";
+  if (!parse_command(cmd, argc, argv, spec, &a, &code, !batch)) return code;
+  const int dirfd = open_shm_dir();
+  if (dirfd < 0) return fail(kExitFailure, cmd, batch ? "" : a.positional[0], "cannot open /dev/shm");
+  if (batch) {
+    code = run_batch(dirfd, verify, a.has("--json"));
+  } else {
+    std::string out;
+    code = verify ? verify_one(dirfd, a.positional[0], &out) : inspect_one(dirfd, a.positional[0], a.has("--json"), &out);
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fflush(stdout);
+  }
+  ::close(dirfd);
+  return code;
+}
+
+}  // namespace
+
+int cmd_inspect(int argc, char** argv) { return single("inspect", argc, argv, false); }
+int cmd_verify(int argc, char** argv) { return single("verify", argc, argv, true); }
 
 }  // namespace shmtool

@@ -48,6 +48,12 @@ std::string escape_text(std::string_view s) {
   return out;
 }
 
+namespace {
+std::string* g_error_sink = nullptr;
+}  // namespace
+
+void capture_errors(std::string* sink) { g_error_sink = sink; }
+
 int fail(int code, std::string_view cmd, std::string_view name, std::string_view cause) {
   std::string line = "shmtool ";
   line += cmd;
@@ -58,6 +64,10 @@ int fail(int code, std::string_view cmd, std::string_view name, std::string_view
   line += ": ";
   line += escape_text(cause);  // newline-free by construction
   line += '\n';
+  if (g_error_sink != nullptr) {
+    g_error_sink->append(line);
+    return code;
+  }
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
   return code;

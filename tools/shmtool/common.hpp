@@ -31,6 +31,9 @@ int exit_for(shmring::Errc e) noexcept;
 // Prints the one error line "shmtool CMD NAME: CAUSE" (escaped, newline-free)
 // on stderr and returns code.
 int fail(int code, std::string_view cmd, std::string_view name, std::string_view cause);
+// While a sink is set, fail() appends its line there instead of writing it
+// to stderr (the hidden batch mode of inspect/verify).
+void capture_errors(std::string* sink);
 // The library's last message without its "shmring NAME: " prefix.
 std::string library_cause(std::string_view name, shmring::Errc e);
 

@@ -444,7 +444,9 @@ void analyse_ring(Report& r, std::uint64_t head2, std::uint64_t tail2) {
       }
       if (!v.reason.empty()) {
         const sd::AttachEntry& e = h.attach[v.owner & 31];
-        v.owner_pid = e.state != 0 && (e.generation & 0x7ff) == (v.owner >> 5) ? sd::attach_word_pid(e.state) : 0;
+        const bool same = e.state != 0 && (e.generation & 0x7ff) == (v.owner >> 5);
+        v.owner_pid = same ? sd::attach_word_pid(e.state) : 0;
+        v.owner_alive = same && is_alive(classify(e, e.state));
         r.abandoned.push_back(v);
       }
     }
@@ -668,11 +670,12 @@ Report examine_once(int dirfd, const std::string& entry, Depth depth) {
     r.status = Status::corrupt;
     r.why = r.problems.front();
     if (r.problems.size() > 1) r.why += " (and " + std::to_string(r.problems.size() - 1) + " more)";
-  } else if (r.live > 0 || r.hdr.roles.attaches[0] + r.hdr.roles.attaches[1] == 0) {
+  } else if (r.live > 0 || r.dead == 0) {
+    // Live peers, or nobody attached (a fresh, reset or cleanly closed ring).
     r.status = Status::ready;
   } else {
     r.status = Status::stale;
-    r.why = "no live peer";
+    r.why = "no live peer, " + std::to_string(r.dead) + " dead";
   }
   if (!r.data_read && depth == Depth::full) r.bytes.clear();
   return r;

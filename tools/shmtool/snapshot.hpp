@@ -34,8 +34,8 @@ enum class Status {
   initialising,   // magic or init_state not published yet
   incompatible,   // another layout version / ABI / feature flags
   corrupt,        // header invalid, or an invariant broken
-  ready,          // valid; at least one live peer, or never attached
-  stale,          // valid; peers attached once, none alive now
+  ready,          // valid; a live peer, or no peer entry at all
+  stale,          // valid; no live peer, and dead processes' entries left
 };
 const char* status_text(Status s) noexcept;
 int status_exit(Status s) noexcept;  // 0 for ready/stale, else the contract's code
@@ -96,6 +96,7 @@ struct SlotView {
   std::uint64_t owner = 0;
   std::string reason;  // why it is listed as abandoned
   std::int32_t owner_pid = 0;
+  bool owner_alive = false;
 };
 
 struct Report {
