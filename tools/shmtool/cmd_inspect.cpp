@@ -191,6 +191,8 @@ void report_json(Json& j, const Report& r, bool full) {
     j.kv("attach_time_ns", p.attach_time_ns);
     j.kv("attach_time", iso_time(p.attach_time_ns));
     j.kv("generation", p.generation);
+    j.kv("asleep_on_data", (p.sleeping & 1) != 0);
+    j.kv("asleep_on_space", (p.sleeping & 2) != 0);
     j.end_object();
   }
   j.end_array();
@@ -322,9 +324,11 @@ std::string render_text(const Report& r) {
     line("peers", std::to_string(r.live) + " live, " + std::to_string(r.dead) + " dead");
     for (const Peer& p : r.peers) {
       char b[256];
-      std::snprintf(b, sizeof b, "entry %-2u pid %-8d %-8s %-8s %-28s started %llu, attached %s", p.index, p.pid,
+      std::snprintf(b, sizeof b, "entry %-2u pid %-8d %-8s %-8s %-28s started %llu, attached %s%s", p.index, p.pid,
                     role_text(p.role), phase_text(p.phase), live_text(p.live),
-                    static_cast<unsigned long long>(p.start_time), iso_time(p.attach_time_ns).c_str());
+                    static_cast<unsigned long long>(p.start_time), iso_time(p.attach_time_ns).c_str(),
+                    (p.sleeping & 3) == 0 ? "" : (p.sleeping & 1) != 0 ? ", asleep (waiting for data)"
+                                                                        : ", asleep (waiting for space)");
       line("", b);
     }
     if (r.walked)

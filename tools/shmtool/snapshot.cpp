@@ -300,6 +300,7 @@ void analyse_ring(Report& r, std::uint64_t head2, std::uint64_t tail2) {
     p.start_time = e.start_time;
     p.attach_time_ns = e.attach_time_ns;
     p.generation = e.generation;
+    p.sleeping = e.sleeping;
     p.live = classify(e, w);
     if (p.live == Live::garbage) {
       problem("attach entry " + std::to_string(i) + ": state word 0x" + [&] {
@@ -636,6 +637,7 @@ Report examine_once(int dirfd, const std::string& entry, Depth depth) {
         p.start_time = r.hdr.attach[i].start_time;
         p.attach_time_ns = r.hdr.attach[i].attach_time_ns;
         p.generation = r.hdr.attach[i].generation;
+        p.sleeping = r.hdr.attach[i].sleeping;
         p.live = classify(r.hdr.attach[i], w);
         if (is_alive(p.live)) ++r.live; else ++r.dead;
         r.peers.push_back(p);

@@ -68,6 +68,7 @@ struct Peer {
   std::uint64_t start_time = 0;
   std::int64_t attach_time_ns = 0;
   std::uint64_t generation = 0;
+  std::uint64_t sleeping = 0;  // bit 0 asleep on data_wait, bit 1 on space_wait
   Live live = Live::garbage;
 };
 
