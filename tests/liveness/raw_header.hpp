@@ -56,6 +56,14 @@ class RawHeader {
   std::uint64_t head() const noexcept { return load(h_->cons.head); }
   std::uint64_t recoveries() const noexcept { return load(h_->lock.recoveries); }
   std::uint64_t capacity() const noexcept { return h_->id.capacity; }
+  // The peer-death detection bound (ms); read by handles when they open.
+  // Tests that look for lost wake-ups raise it, so that a missed wake is
+  // not hidden by the sleeps being cut at half of it.
+  bool set_liveness_ms(std::uint32_t ms) const noexcept {
+    if (h_ == nullptr) return false;
+    std::atomic_ref<std::uint32_t>(h_->id.liveness_ms).store(ms, std::memory_order_release);
+    return true;
+  }
 
   // Busy-polls (with sched_yield, no sleeping) until pred() or the timeout.
   template <class Pred>

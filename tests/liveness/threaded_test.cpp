@@ -81,6 +81,9 @@ TEST_P(ThreadedWake, SleepAndWakeBothDirections) {
   const KW v = GetParam();
   TestRing ring("thr", v.kind, v.wait, 4096);
   ASSERT_EQ(ring.create_result(), Errc::ok) << last_error_message();
+  // A lost wake-up must not be rescued by the liveness cut of each sleep
+  // (50 ms by default): with 20 s it runs into the 2 s watchdog.
+  ASSERT_TRUE(RawHeader(ring.name()).set_liveness_ms(20'000));
   Pair pair;
   ASSERT_EQ(open_pair(ring.name(), v.kind, &pair), Errc::ok) << last_error_message();
   detail::Header* h = pair.prod->segment().hdr;

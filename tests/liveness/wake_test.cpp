@@ -28,6 +28,9 @@ TEST_P(WakeTest, WakeOnSend) {
   const KW v = GetParam();
   TestRing ring("wake", v.kind, v.wait, 4096);
   ASSERT_EQ(ring.create_result(), Errc::ok) << last_error_message();
+  // A lost wake-up must not be rescued by the liveness cut of the sleep
+  // (50 ms): with 20 s it shows as a wake-up slower than the 1 s bound.
+  ASSERT_TRUE(RawHeader(ring.name()).set_liveness_ms(20'000));
   Handle prod;
   ASSERT_EQ(prod.open(ring.name(), SHMRING_PRODUCER), SHMRING_OK) << shmring_last_error();
   const int rounds = 25;
@@ -321,13 +324,18 @@ TEST_P(NoLostWakeup, PingPongEveryReceiveSleeps) {
   TestRing a("ping", v.kind, v.wait, 4096), b("pong", v.kind, v.wait, 4096);
   ASSERT_EQ(a.create_result(), Errc::ok);
   ASSERT_EQ(b.create_result(), Errc::ok);
+  // Sleeps are cut at half the liveness period (50 ms by default), which
+  // would turn a lost wake-up into a 50 ms hiccup. With 20 s, a lost wake-up
+  // runs into the 1 s watchdog of the round and fails it.
+  ASSERT_TRUE(RawHeader(a.name()).set_liveness_ms(20'000));
+  ASSERT_TRUE(RawHeader(b.name()).set_liveness_ms(20'000));
   Handle out, in;
   ASSERT_EQ(out.open(a.name(), SHMRING_PRODUCER), SHMRING_OK);
   ASSERT_EQ(in.open(b.name(), SHMRING_CONSUMER), SHMRING_OK);
   RawHeader raw_a(a.name());
   ASSERT_TRUE(raw_a.ok());
   Peer ponger(args({"pong", a.name(), "--ring2", b.name(), "--count", std::to_string(rounds), "--timeout-ms", "1000",
-                    "--wait-sleeper", "--deadline-s", "140"}));
+                    "--wait-sleeper", "--deadline-s", std::to_string(60 + rounds / 2500)}));
   std::string l;
   LIVE_EXPECT_LINE(ponger, "opened", 5000, l);
   ASSERT_EQ(l, "opened 0");
