@@ -514,6 +514,12 @@ class SeqRx {
       return false;
     }
     for (int i = 0; i < r; ++i) {
+      // A zero-length message is the peer's close (we never send one).
+      if (msgs_[i].msg_len == 0) {
+        if (i > 0) return true;
+        err_ = "EOF";
+        return false;
+      }
       if (!f(buf_.data() + static_cast<std::size_t>(i) * slot_, msgs_[i].msg_len)) return false;
     }
     return true;
