@@ -82,17 +82,17 @@ constexpr std::size_t k1M = std::size_t{1} << 20;
 INSTANTIATE_TEST_SUITE_P(
     Spsc, ThreadedStress,
     ::testing::Values(
-        ThCase{"endpoint_zero_copy_4KiB_len_1_max", k4K, 1, 0, Face::endpoint, Mode::zero_copy, 500'000},
+        ThCase{"endpoint_zero_copy_4KiB_len_1_max", k4K, 1, 0, Face::endpoint, Mode::zero_copy, 300'000},
         ThCase{"endpoint_zero_copy_1MiB_len_1_4096", k1M, 1, 4096, Face::endpoint, Mode::zero_copy, 1'000'000},
-        ThCase{"endpoint_batched_4KiB_len_1_max", k4K, 1, 0, Face::endpoint, Mode::batched, 300'000, 3},
+        ThCase{"endpoint_batched_4KiB_len_1_max", k4K, 1, 0, Face::endpoint, Mode::batched, 200'000, 3},
         ThCase{"endpoint_batched_64KiB_len_1_256", std::size_t{1} << 16, 1, 256, Face::endpoint, Mode::batched,
                1'000'000, 64},
-        ThCase{"endpoint_send_recv_4KiB_len_1_max", k4K, 1, 0, Face::endpoint, Mode::copy, 300'000},
-        ThCase{"cpp_zero_copy_4KiB_len_1_max", k4K, 1, 0, Face::cpp, Mode::zero_copy, 300'000},
+        ThCase{"endpoint_send_recv_4KiB_len_1_max", k4K, 1, 0, Face::endpoint, Mode::copy, 200'000},
+        ThCase{"cpp_zero_copy_4KiB_len_1_max", k4K, 1, 0, Face::cpp, Mode::zero_copy, 200'000},
         ThCase{"cpp_batched_1MiB_len_1_4096", k1M, 1, 4096, Face::cpp, Mode::batched, 500'000, 32},
         ThCase{"cpp_send_recv_1MiB_len_1_4096", k1M, 1, 4096, Face::cpp, Mode::copy, 500'000},
-        ThCase{"c_zero_copy_4KiB_len_1_max", k4K, 1, 0, Face::c, Mode::zero_copy, 300'000},
-        ThCase{"c_batched_4KiB_len_1_max", k4K, 1, 0, Face::c, Mode::batched, 300'000, 5},
+        ThCase{"c_zero_copy_4KiB_len_1_max", k4K, 1, 0, Face::c, Mode::zero_copy, 200'000},
+        ThCase{"c_batched_4KiB_len_1_max", k4K, 1, 0, Face::c, Mode::batched, 200'000, 5},
         ThCase{"c_send_recv_64KiB_len_0_64", std::size_t{1} << 16, 0, 64, Face::c, Mode::copy, 500'000}),
     [](const ::testing::TestParamInfo<ThCase>& info) { return std::string(info.param.name); });
 

@@ -122,7 +122,8 @@ TEST(Layout, AttachEntry) {
   EXPECT_EQ(offsetof(AttachEntry, start_time), 16u);
   EXPECT_EQ(offsetof(AttachEntry, attach_time_ns), 24u);
   EXPECT_EQ(offsetof(AttachEntry, generation), 32u);
-  EXPECT_EQ(offsetof(AttachEntry, reserved), 40u);
+  EXPECT_EQ(offsetof(AttachEntry, sleeping), 40u);
+  EXPECT_EQ(offsetof(AttachEntry, reserved), 48u);
   // State word: pid << 32 | role << 8 | phase; owner word: pid << 32 | entry + 1.
   EXPECT_EQ(kPhaseClaiming, 1u);
   EXPECT_EQ(kPhaseAttached, 2u);
