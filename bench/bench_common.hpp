@@ -509,8 +509,8 @@ inline std::string cpu_model() {
 // Google Benchmark appends "/real_time" and "/iterations:N" to the name of a
 // case registered with UseRealTime() or Iterations(). The names are a fixed
 // contract (shared/design.md), so the reporters below print them without
-// those suffixes. (--benchmark_filter still sees the long form: anchor a
-// filter with "(/|$)" rather than "$".)
+// those suffixes, and run_benchmarks() widens a filter's "$" anchors to
+// accept them.
 
 template <class Base>
 class CleanNames : public Base {
@@ -534,13 +534,32 @@ inline std::unique_ptr<benchmark::BenchmarkReporter> make_reporter(const std::st
       static_cast<benchmark::ConsoleReporter::OutputOptions>(opts));
 }
 
+// A filter sees the long names; an end anchor "$" is widened so that
+// "throughput/ring_spsc/64$" still matches "throughput/ring_spsc/64/real_time".
+inline std::string widen_anchors(const std::string& re) {
+  std::string out;
+  for (std::size_t i = 0; i < re.size(); ++i) {
+    if (re[i] == '$' && (i == 0 || re[i - 1] != '\\')) {
+      out += "(/iterations:[0-9]+)?(/real_time|/manual_time)?$";
+    } else {
+      out += re[i];
+    }
+  }
+  return out;
+}
+
 // Initialize + RunSpecifiedBenchmarks with the name-cleaning reporters
 // (formats: console, json; --benchmark_out with --benchmark_out_format).
 inline int run_benchmarks(int argc, char** argv) {
   std::string format = "console", out, out_format = "json";
   bool tabular = false;
+  static std::string filter;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
+    if (a.rfind("--benchmark_filter=", 0) == 0) {
+      filter = "--benchmark_filter=" + widen_anchors(a.substr(19));
+      argv[i] = filter.data();
+    }
     auto val = [&](const char* f) { return a.substr(std::strlen(f)); };
     if (a.rfind("--benchmark_format=", 0) == 0) format = val("--benchmark_format=");
     if (a.rfind("--benchmark_out=", 0) == 0) out = val("--benchmark_out=");
