@@ -209,7 +209,25 @@ std::string Exit::describe() const {
   return os.str();
 }
 
-Peer::Peer(const std::vector<std::string>& args, const std::string& crash_at) {
+const char* peer_path() noexcept { return SHMRING_PEER_PATH; }
+
+std::string find_program(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string p = path ? path : "/usr/bin:/bin";
+  std::size_t start = 0;
+  while (start <= p.size()) {
+    const std::size_t end = p.find(':', start);
+    const std::string dir = p.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    const std::string full = (dir.empty() ? std::string(".") : dir) + "/" + name;
+    if (::access(full.c_str(), X_OK) == 0) return full;
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return "";
+}
+
+Peer::Peer(const std::vector<std::string>& args, const std::string& crash_at,
+           const std::vector<std::string>& wrapper) {
   int out[2], in[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return;
   if (::pipe2(in, O_CLOEXEC) != 0) {
@@ -219,7 +237,7 @@ Peer::Peer(const std::vector<std::string>& args, const std::string& crash_at) {
   }
   // Build argv and envp before fork: the child only calls async-signal-safe
   // functions until execve.
-  std::vector<std::string> argv_s;
+  std::vector<std::string> argv_s(wrapper.begin(), wrapper.end());
   argv_s.emplace_back(SHMRING_PEER_PATH);
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   std::vector<char*> argv;

@@ -96,7 +96,10 @@ class Peer {
  public:
   // args: the helper's arguments after its own name. crash_at: value of
   // SHMRING_CRASH_AT in the child's environment ("" = unset).
-  explicit Peer(const std::vector<std::string>& args, const std::string& crash_at = "");
+  // wrapper: a command line the helper runs under (e.g. strace ...), whose
+  // last word is followed by the helper's path and args.
+  explicit Peer(const std::vector<std::string>& args, const std::string& crash_at = "",
+                const std::vector<std::string>& wrapper = {});
   ~Peer();
   Peer(const Peer&) = delete;
   Peer& operator=(const Peer&) = delete;
@@ -133,6 +136,11 @@ class Peer {
   std::vector<std::string> history_;
   Exit exit_;
 };
+
+// Absolute path of an executable found on PATH, or "" (tests skip without it).
+std::string find_program(const std::string& name);
+// The helper's path (for wrappers that need it).
+const char* peer_path() noexcept;
 
 // Splits a report line into words.
 std::vector<std::string> words(const std::string& line);

@@ -65,14 +65,26 @@ class RawHeader {
     return true;
   }
 
-  // Busy-polls (with sched_yield, no sleeping) until pred() or the timeout.
+  // Busy-polls until pred() or the timeout, never sleeping: a tight loop for
+  // the first ~100 us (so a waiter's announcement is seen within a cache-line
+  // transfer, and the send that follows races the waiter's way into
+  // FUTEX_WAIT as closely as possible), then with sched_yield.
   template <class Pred>
   static bool poll_until(Pred&& pred, std::int64_t timeout_ns) {
-    const std::int64_t deadline = now_ns() + timeout_ns;
+    const std::int64_t start = now_ns();
+    const std::int64_t deadline = start + timeout_ns;
+    bool yield = false;
     for (unsigned i = 0;; ++i) {
       if (pred()) return true;
-      if ((i & 63) == 0 && now_ns() >= deadline) return pred();
-      ::sched_yield();
+      if ((i & 63) == 0) {
+        const std::int64_t now = now_ns();
+        if (now >= deadline) return pred();
+        yield = now - start > 100'000;
+      }
+      if (yield) ::sched_yield();
+#if defined(__x86_64__) || defined(__i386__)
+      else __builtin_ia32_pause();
+#endif
     }
   }
 

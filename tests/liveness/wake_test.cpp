@@ -365,6 +365,57 @@ TEST_P(NoLostWakeup, PingPongEveryReceiveSleeps) {
                to_us(dt / static_cast<std::int64_t>(rounds)));
 }
 
+// The race the waiter-count protocol exists for, made deterministic: the
+// receiver (the ponger) runs under strace, which delays every futex system
+// call by 2 ms on entry. So after it announced itself (W1) and re-checked the
+// ring (W3), its FUTEX_WAIT reaches the kernel only after our send and
+// FUTEX_WAKE are long done: only the protocol's seq bump (P3) makes that late
+// FUTEX_WAIT return at once (EAGAIN). A wake that does not change the word,
+// or a waiter that reads seq after re-checking, loses the wake-up: the pong
+// then misses the 1 s bound (liveness_ms is raised to 20 s, so the bounded
+// sleep cannot rescue it). Skipped when strace is not installed.
+TEST_P(NoLostWakeup, WakeArrivesBeforeTheWaiterSleeps) {
+  const KW v = GetParam();
+  const std::string strace = find_program("strace");
+  if (strace.empty()) GTEST_SKIP() << "strace not installed";
+  const std::uint64_t rounds = 200;
+  TestRing a("dping", v.kind, v.wait, 4096), b("dpong", v.kind, v.wait, 4096);
+  ASSERT_EQ(a.create_result(), Errc::ok);
+  ASSERT_EQ(b.create_result(), Errc::ok);
+  ASSERT_TRUE(RawHeader(a.name()).set_liveness_ms(20'000));
+  ASSERT_TRUE(RawHeader(b.name()).set_liveness_ms(20'000));
+  Handle out, in;
+  ASSERT_EQ(out.open(a.name(), SHMRING_PRODUCER), SHMRING_OK);
+  ASSERT_EQ(in.open(b.name(), SHMRING_CONSUMER), SHMRING_OK);
+  RawHeader raw_a(a.name());
+  Peer ponger(args({"pong", a.name(), "--ring2", b.name(), "--count", std::to_string(rounds), "--timeout-ms", "3000",
+                    "--wait-sleeper"}),
+              "", args({strace, "-f", "-qq", "-o", "/dev/null", "-e", "trace=futex", "-e",
+                        "inject=futex:delay_enter=2000"}));
+  std::string l;
+  LIVE_EXPECT_LINE(ponger, "opened", 10000, l);
+  if (l != "opened 0") GTEST_SKIP() << "the helper does not run under strace here: " << l;
+  LIVE_EXPECT_LINE(ponger, "opened", 5000, l);
+  ASSERT_EQ(l, "opened 0");
+  std::uint64_t slow = 0;
+  for (std::uint64_t i = 0; i < rounds; ++i) {
+    ASSERT_TRUE(raw_a.wait_data_sleeper(2'000 * kMs)) << "round " << i << ": the ponger never went to sleep";
+    ASSERT_EQ(shmring_send(out.get(), &i, sizeof i, 1'000 * kMs), SHMRING_OK);
+    std::uint64_t back = ~std::uint64_t{0};
+    std::size_t n = 0;
+    const std::int64_t t0 = now_ns();
+    const int rc = shmring_recv(in.get(), &back, sizeof back, &n, 1'000 * kMs);
+    ASSERT_EQ(rc, SHMRING_OK) << "round " << i << ": no pong within 1 s (" << errname(rc) << "): the wake-up sent "
+                              << "before the ponger's delayed FUTEX_WAIT was lost";
+    ASSERT_EQ(back, i);
+    slow += now_ns() - t0 > 500 * kMs;
+  }
+  LIVE_EXPECT_LINE(ponger, "done", 5000, l);
+  EXPECT_EQ(field(l, 1), SHMRING_OK) << l;
+  EXPECT_TRUE(ponger.wait().exited);
+  EXPECT_EQ(slow, 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Sleeping, NoLostWakeup,
                          ::testing::Values(KW{Kind::spsc, WaitStrategy::futex}, KW{Kind::spsc, WaitStrategy::sem},
                                            KW{Kind::locked, WaitStrategy::futex}),
