@@ -170,6 +170,33 @@ TEST(BadHeader, CApiTimesOutOnANeverReadyRing) {
   EXPECT_NE(std::string(shmring_last_error()).find(name), std::string::npos) << shmring_last_error();
 }
 
+// An spsc ring whose header is rewritten to say "locked": the locked kind's
+// mutexes were never initialised by a creator. Open may refuse (corrupt) or
+// work, but nothing may crash or hang: every call below has a timeout.
+TEST(BadHeader, KindRewrittenToLockedNeverCrashesOrHangs) {
+  const auto name = unique_ring_name();
+  ShmGuard guard(name);
+  ASSERT_EQ(create_ring(name), Errc::ok);
+  {
+    RawMap raw(name);
+    ASSERT_TRUE(raw.ok());
+    raw.header()->id.kind = static_cast<std::uint32_t>(Kind::locked);
+  }
+  auto p = Producer::open(name, quick());
+  auto c = Consumer::open(name, quick());
+  if (!p.ok() || !c.ok()) {
+    EXPECT_TRUE(p.error() == Errc::corrupt || p.error() == Errc::ok) << errc_name(p.error());
+    EXPECT_TRUE(c.error() == Errc::corrupt || c.error() == Errc::ok) << errc_name(c.error());
+    return;
+  }
+  const Errc e = push_record(*p, 1, 50, 100ms);
+  EXPECT_TRUE(e == Errc::ok || e == Errc::corrupt || e == Errc::timed_out) << errc_name(e);
+  auto pk = c->peek(100ms);
+  if (e == Errc::ok && pk.ok()) {
+    EXPECT_EQ(pk->size(), 50u);
+  }
+}
+
 // ---- Damaged files ------------------------------------------------------------------------
 
 class BadFile : public ::testing::TestWithParam<std::size_t> {};
