@@ -81,7 +81,7 @@ namespace shmring::test {
 namespace {
 
 // ---- Registry of live guards, readable from a signal handler ------------------
-constexpr int kMaxGuards = 256;
+constexpr int kMaxGuards = 2048;  // fuzz tests hold hundreds at once
 constexpr std::size_t kMaxPath = 300;
 char g_paths[kMaxGuards][kMaxPath];
 std::atomic<bool> g_used[kMaxGuards];
