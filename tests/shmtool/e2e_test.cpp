@@ -362,7 +362,7 @@ TEST(ShmtoolPushPop, CountTooBigAndTruncatedFrames) {
   const ToolRun rest = tool({"pop", name, "--count", "2", "--timeout-ms", "50"});
   EXPECT_EQ(rest.code, 7) << rest.describe();  // only one left: --count not reached
   EXPECT_EQ(rest.out, "b\n");
-  const ToolRun trunc = tool({"push", name, "--binary"}, RunOptions().in(std::string("\x05\x00\x00\x00ab", 6)));
+  const ToolRun trunc = tool({"push", name, "--binary"}, RunOptions().in(std::string("\x05\x00\x00\x00" "ab", 6)));
   EXPECT_EQ(trunc.code, 1) << trunc.describe();
   expect_one_error_line(trunc, name);
 }
