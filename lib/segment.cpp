@@ -360,6 +360,14 @@ Errc open_segment(std::string_view name_in, std::chrono::nanoseconds init_timeou
   const int raw = ::shm_open(name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0);
   if (raw < 0) {
     const int err = errno;
+    if (err == EINVAL || err == EISDIR) {
+      // glibc reports a directory under a valid name as EINVAL: something
+      // that is not a ring sits there.
+      struct stat st {};
+      const std::string path = "/dev/shm" + name;
+      if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+        return fail(Errc::corrupt, name, "not a regular file (a directory or device is under that name)");
+    }
     return fail(from_open_errno(err), name, err == ELOOP ? "is a symbolic link, not a ring" : errno_text(err));
   }
   Fd fd(raw);

@@ -28,9 +28,17 @@ typedef struct shmring_handle shmring_t;
 typedef struct shmring shmring_t;
 #endif
 
-typedef enum { SHMRING_SPSC, SHMRING_MPMC, SHMRING_LOCKED } shmring_kind;
-typedef enum { SHMRING_WAIT_FUTEX, SHMRING_WAIT_SPIN, SHMRING_WAIT_SEM } shmring_wait;
-typedef enum { SHMRING_PRODUCER, SHMRING_CONSUMER } shmring_role;
+/* The _ENUM_MAX_ sentinels are not values to pass: they give each enum the
+ * range of an int, so that an out-of-range value from C, Rust or Go is
+ * answered with SHMRING_EINVAL instead of being undefined behaviour in C++. */
+typedef enum { SHMRING_SPSC, SHMRING_MPMC, SHMRING_LOCKED, SHMRING_KIND_ENUM_MAX_ = 0x7fffffff } shmring_kind;
+typedef enum {
+  SHMRING_WAIT_FUTEX,
+  SHMRING_WAIT_SPIN,
+  SHMRING_WAIT_SEM,
+  SHMRING_WAIT_ENUM_MAX_ = 0x7fffffff
+} shmring_wait;
+typedef enum { SHMRING_PRODUCER, SHMRING_CONSUMER, SHMRING_ROLE_ENUM_MAX_ = 0x7fffffff } shmring_role;
 
 typedef struct {
   shmring_kind kind;
