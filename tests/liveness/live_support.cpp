@@ -121,9 +121,47 @@ class LeftoverCheck : public ::testing::Environment {
   }
 };
 
+// Objects of this suite left by a test process that no longer exists (it
+// was SIGKILLed, e.g. by a ctest timeout, or stopped by a sanitizer): their
+// names carry the creator's pid ("shmlive_<pid>_..."). Removed at start-up.
+void remove_orphans() {
+  DIR* d = ::opendir("/dev/shm");
+  if (d == nullptr) return;
+  std::vector<std::string> dead;
+  while (dirent* e = ::readdir(d)) {
+    int pid = 0;
+    if (std::sscanf(e->d_name, "shmlive_%d_", &pid) != 1 || pid <= 0) continue;
+    if (::kill(pid, 0) != 0 && errno == ESRCH) dead.emplace_back(e->d_name);
+  }
+  ::closedir(d);
+  for (const std::string& n : dead) ::unlink(("/dev/shm/" + n).c_str());
+}
+
 }  // namespace
 
+}  // namespace shmring::live
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define LIVE_SANITIZER_RT 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define LIVE_SANITIZER_RT 1
+#endif
+#if defined(LIVE_SANITIZER_RT)
+extern "C" void __sanitizer_set_death_callback(void (*callback)(void));
+#endif
+
+namespace shmring::live {
+
 void install_harness(unsigned watchdog_s) {
+  remove_orphans();
+#if defined(LIVE_SANITIZER_RT)
+  // A sanitizer that stops the process (halt_on_error) still lets us kill
+  // the children and unlink the rings.
+  __sanitizer_set_death_callback([] { cleanup_from_signal(); });
+#endif
   if (const char* e = std::getenv("SHMRING_LIVE_WATCHDOG_S")) watchdog_s = static_cast<unsigned>(std::atoi(e));
   g_watchdog_s = watchdog_s == 0 ? 120 : watchdog_s;
   (void)name_prefix();
