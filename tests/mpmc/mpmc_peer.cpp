@@ -1,0 +1,206 @@
+// mpmc_peer: the producer / consumer program that the mpmc tests spawn with
+// fork + execve, so that each side is its own process and may carry
+// SHMRING_CRASH_AT (read by the library at start-up).
+//
+//   mpmc_peer produce RING --id I [--count N] [--start S] [--until-stop] [--gate] [--trace]
+//   mpmc_peer consume RING [--log FILE [--sync]] [--bitmap FILE] [--count N] [--trace]
+//   mpmc_peer pause   RING --id I [--after N]
+//
+// Common options: --face c|cpp|ep (default c), --min L --max L (record
+// lengths; max 0 = the ring's max_record), --timeout-ms T (every blocking
+// call; default 20000), --deadline-s N (alarm: the process dies after N s).
+//
+// produce      sends records (id, start..start+count-1). --until-stop: until
+//              a byte (or EOF) arrives on stdin (count is then an upper
+//              bound, 0 none). --gate: after opening, wait for one byte on
+//              stdin first. --trace: "claiming SEQ TS" before each reserve
+//              and "committing SEQ TS" before each commit.
+// consume      takes records until peer_gone (or --count), verifying each
+//              (frame, length, checksum, body; per-producer seq increases).
+//              --log: a 32-byte LogEntry per record (mpmc_common.hpp);
+//              --sync writes each at once (for a consumer that is killed).
+//              --trace: "peeked ID SEQ TICKET" before each release.
+// pause        reserves record (id, 0) and fills it, reports "claimed TS",
+//              waits for one byte on stdin, then scribbles over the
+//              reserved bytes (a stalled claimer's late writes), commits
+//              ("commit RC TS") and sends records 1..after.
+//
+// Report lines go to fd 3: "opened RC" first, "done RC COUNT" last, "error
+// WHY" when something failed (exit status 1).
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "mpmc_common.hpp"
+#include "record.hpp"
+#include "shmring/shmring.h"
+
+namespace {
+
+using namespace shmring::mpmc_test;
+
+FILE* g_out = nullptr;
+
+void say(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+void say(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  std::vfprintf(g_out, fmt, ap);
+  va_end(ap);
+  std::fputc('\n', g_out);
+  std::fflush(g_out);
+}
+
+[[noreturn]] void usage(const std::string& why) {
+  std::fprintf(stderr, "mpmc_peer: %s\n", why.c_str());
+  std::exit(2);
+}
+
+struct Opts {
+  std::string mode, ring, log, bitmap;
+  Face face = Face::c;
+  std::uint32_t id = 0, min_len = 24, max_len = 0;
+  std::uint64_t start = 0, count = 0, after = 0;
+  std::int64_t timeout_ms = 20'000;
+  unsigned deadline_s = 120;
+  bool until_stop = false, gate = false, trace = false, sync = false;
+};
+
+Opts parse(int argc, char** argv) {
+  if (argc < 3) usage("usage: mpmc_peer MODE RING [options]");
+  Opts o;
+  o.mode = argv[1];
+  o.ring = argv[2];
+  for (int i = 3; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto val = [&]() -> const char* {
+      if (i + 1 >= argc) usage("missing value for " + a);
+      return argv[++i];
+    };
+    if (a == "--id") o.id = static_cast<std::uint32_t>(std::strtoul(val(), nullptr, 10));
+    else if (a == "--count") o.count = std::strtoull(val(), nullptr, 10);
+    else if (a == "--start") o.start = std::strtoull(val(), nullptr, 10);
+    else if (a == "--after") o.after = std::strtoull(val(), nullptr, 10);
+    else if (a == "--min") o.min_len = static_cast<std::uint32_t>(std::strtoul(val(), nullptr, 10));
+    else if (a == "--max") o.max_len = static_cast<std::uint32_t>(std::strtoul(val(), nullptr, 10));
+    else if (a == "--timeout-ms") o.timeout_ms = std::strtoll(val(), nullptr, 10);
+    else if (a == "--deadline-s") o.deadline_s = static_cast<unsigned>(std::strtoul(val(), nullptr, 10));
+    else if (a == "--log") o.log = val();
+    else if (a == "--bitmap") o.bitmap = val();
+    else if (a == "--face") {
+      const auto f = parse_face(val());
+      if (!f) usage("unknown face");
+      o.face = *f;
+    } else if (a == "--until-stop") o.until_stop = true;
+    else if (a == "--gate") o.gate = true;
+    else if (a == "--trace") o.trace = true;
+    else if (a == "--sync") o.sync = true;
+    else usage("unknown option " + a);
+  }
+  return o;
+}
+
+std::int64_t timeout_ns(const Opts& o) { return o.timeout_ms < 0 ? -1 : o.timeout_ms * 1'000'000; }
+
+int run_produce(const Opts& o) {
+  ProduceOpts p;
+  p.ring = o.ring;
+  p.face = o.face;
+  p.id = o.id;
+  p.start = o.start;
+  p.count = o.count;
+  p.min_len = o.min_len;
+  p.max_len = o.max_len;
+  p.timeout_ns = timeout_ns(o);
+  p.stop_fd = o.until_stop ? 0 : -1;
+  p.gate_fd = o.gate ? 0 : -1;
+  p.trace_fd = o.trace ? 3 : -1;
+  p.on_open = [](int rc) { say("opened %d", rc); };
+  const ProduceResult r = produce(p);
+  if (!r.error.empty()) say("error %s", r.error.c_str());
+  say("done %d %" PRIu64, r.last_rc, r.sent);
+  return r.error.empty() ? 0 : 1;
+}
+
+int run_consume(const Opts& o) {
+  ConsumeOpts c;
+  c.ring = o.ring;
+  c.face = o.face;
+  c.min_len = o.min_len;
+  c.max_len = o.max_len;
+  c.timeout_ns = timeout_ns(o);
+  c.count = o.count;
+  c.log_path = o.log;
+  c.sync_log = o.sync;
+  c.bitmap_path = o.bitmap;
+  c.trace_fd = o.trace ? 3 : -1;
+  c.on_open = [](int rc) { say("opened %d", rc); };
+  const ConsumeResult r = consume(c);
+  if (!r.error.empty()) say("error %s", r.error.c_str());
+  say("done %d %" PRIu64, r.end_rc, r.got);
+  return r.error.empty() ? 0 : 1;
+}
+
+int run_pause(const Opts& o) {
+  int rc = 0;
+  auto port = open_producer(o.face, o.ring, &rc);
+  say("opened %d", rc);
+  if (!port) return 1;
+  const auto max_len = o.max_len != 0 ? o.max_len : static_cast<std::uint32_t>(port->max_record());
+  const std::uint32_t len0 = shmring::live::record_len(o.id, 0, o.min_len, max_len);
+  std::byte* p = nullptr;
+  rc = port->reserve(len0, &p, timeout_ns(o));
+  if (rc != 0) {
+    say("error reserve: %d", rc);
+    return 1;
+  }
+  shmring::live::fill_record(o.id, 0, p, len0);
+  say("claimed %" PRId64, now_ns());
+  char c;
+  while (::read(0, &c, 1) < 0 && errno == EINTR) {
+  }
+  // Late writes of a claimer that was paused and resumed: they land in
+  // the quarantined slot, which nobody may read.
+  std::memset(p, 0xA5, max_len);
+  rc = port->commit(len0);
+  say("commit %d %" PRId64, rc, now_ns());
+  std::uint64_t sent = 0;
+  int status = 0;
+  for (std::uint64_t seq = 1; seq <= o.after; ++seq) {
+    const std::uint32_t len = shmring::live::record_len(o.id, seq, o.min_len, max_len);
+    int r = port->reserve(len, &p, timeout_ns(o));
+    if (r == 0) {
+      shmring::live::fill_record(o.id, seq, p, len);
+      r = port->commit(len);
+    }
+    if (r != 0) {
+      say("error send of seq %" PRIu64 ": %d", seq, r);
+      status = 1;
+      break;
+    }
+    ++sent;
+  }
+  say("done 0 %" PRIu64, sent);
+  return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ::signal(SIGPIPE, SIG_IGN);
+  g_out = ::fdopen(3, "w");
+  if (g_out == nullptr) g_out = std::fopen("/dev/null", "w");
+  const Opts o = parse(argc, argv);
+  ::alarm(o.deadline_s);
+  if (o.mode == "produce") return run_produce(o);
+  if (o.mode == "consume") return run_consume(o);
+  if (o.mode == "pause") return run_pause(o);
+  usage("unknown mode " + o.mode);
+}

@@ -1,0 +1,177 @@
+// The mpmc ring in one process, 2 producer threads x 2 consumer threads, for
+// ThreadSanitizer (label `threaded`). Every endpoint reads and writes the
+// shared words and payloads through ONE mapping, so TSan relates the
+// threads' accesses (two mappings of one object would be unrelated address
+// ranges to it): each endpoint opens its own segment, then is pointed at
+// the shared one before it attaches.
+//
+//   MpmcThreaded.ExactlyOnceInOrder/{futex,spin,sem}
+//     records (producer id, seq, length, checksum), lengths random up to the
+//     slot size; each consumer thread checks every byte and that each
+//     producer's seqs only increase, and the union over both consumers holds
+//     every record exactly once.
+//   MpmcThreaded.AcrossTheTicketWrap
+//     the same, with the tickets starting at 2^64 - 3n - 5.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "endpoint.hpp"  // internal: endpoints on a shared mapping
+#include "mpmc_common.hpp"
+#include "record.hpp"
+#include "shmring/ring.hpp"
+#include "support/test_support.hpp"
+
+namespace shmring::mpmc_test {
+namespace {
+
+constexpr std::int64_t kCallTimeout = 30'000'000'000;  // ns, every blocking call
+
+// One mapping shared by every endpoint of the test.
+struct Shared {
+  detail::OpenedSegment anchor;
+  std::vector<std::unique_ptr<detail::Endpoint>> eps;
+  ~Shared() { eps.clear(); }  // before the anchor's mapping goes
+
+  Errc open(const std::string& ring) { return detail::open_segment(ring, std::chrono::seconds(1), &anchor); }
+  detail::Endpoint* add(const std::string& ring, Role role) {
+    detail::OpenedSegment seg;
+    if (detail::open_segment(ring, std::chrono::seconds(1), &seg) != Errc::ok) return nullptr;
+    seg.hdr = anchor.hdr;
+    seg.data = anchor.data;
+    detail::Attachment att;
+    if (att.attach(seg.hdr, seg.name, role, false) != Errc::ok) return nullptr;
+    Errc err = Errc::ok;
+    auto ep = detail::make_mpmc_endpoint(std::move(seg), std::move(att), role, &err);
+    if (!ep || err != Errc::ok) return nullptr;
+    eps.push_back(std::move(ep));
+    return eps.back().get();
+  }
+};
+
+struct Seen {
+  std::string error;
+  Bitmaps bits;
+  std::uint64_t got = 0;
+};
+
+std::string run_producer(detail::Endpoint* ep, std::uint32_t id, std::uint64_t count) {
+  const auto max_len = static_cast<std::uint32_t>(ep->max_record());
+  for (std::uint64_t seq = 0; seq < count; ++seq) {
+    const std::uint32_t len = live::record_len(id, seq, 24, max_len);
+    std::byte* p = nullptr;
+    if (Errc e = ep->reserve(len, &p, kCallTimeout); e != Errc::ok)
+      return "producer " + std::to_string(id) + " reserve of seq " + std::to_string(seq) + ": " + shmring::errc_name(e);
+    live::fill_record(id, seq, p, len);
+    if (Errc e = ep->commit(len, true); e != Errc::ok)
+      return "producer " + std::to_string(id) + " commit of seq " + std::to_string(seq) + ": " + shmring::errc_name(e);
+  }
+  return "";
+}
+
+// Takes records until `total_left` reaches 0 (shared by the consumers).
+void run_consumer(detail::Endpoint* ep, std::atomic<std::int64_t>* total_left, Seen* out) {
+  const auto max_len = static_cast<std::uint32_t>(ep->max_record());
+  std::map<std::uint32_t, std::uint64_t> next;
+  while (total_left->load(std::memory_order_relaxed) > 0) {
+    const std::byte* p = nullptr;
+    std::size_t n = 0;
+    // Short waits, so a consumer notices that the other one took the last record.
+    const Errc e = ep->peek(&p, &n, 20'000'000);
+    if (e == Errc::timed_out) continue;
+    if (e != Errc::ok) {
+      out->error = std::string("peek: ") + shmring::errc_name(e);
+      return;
+    }
+    live::RecordView v;
+    std::string why;
+    if (!live::check_record(p, n, 24, max_len, &v, &why)) {
+      out->error = "bad record: " + why;
+      return;
+    }
+    auto it = next.find(v.id);
+    if (it != next.end() && v.seq < it->second) {
+      out->error = "producer " + std::to_string(v.id) + ": seq " + std::to_string(v.seq) + " after " +
+                   std::to_string(it->second - 1);
+      return;
+    }
+    next[v.id] = v.seq + 1;
+    if (Errc r = ep->release(true); r != Errc::ok) {
+      out->error = std::string("release: ") + shmring::errc_name(r);
+      return;
+    }
+    set_bit(out->bits[v.id], v.seq);
+    ++out->got;
+    total_left->fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+void run_case(WaitStrategy wait, std::size_t capacity, std::size_t slot_size, std::uint64_t per_producer,
+              std::optional<std::uint64_t> first_ticket) {
+  const std::string ring = test::unique_ring_name();
+  test::ShmGuard guard(ring);
+  Config cfg;
+  cfg.kind = Kind::mpmc;
+  cfg.wait = wait;
+  cfg.capacity = capacity;
+  cfg.slot_size = slot_size;
+  ASSERT_EQ(create(ring, cfg), Errc::ok) << last_error_message();
+  if (first_ticket) {
+    RingView view(ring);
+    ASSERT_TRUE(view.start_tickets_at(*first_ticket));
+  }
+  Shared sh;
+  ASSERT_EQ(sh.open(ring), Errc::ok);
+  detail::Endpoint* prod[2];
+  detail::Endpoint* cons[2];
+  for (auto*& p : prod) ASSERT_NE(p = sh.add(ring, Role::producer), nullptr) << last_error_message();
+  for (auto*& c : cons) ASSERT_NE(c = sh.add(ring, Role::consumer), nullptr) << last_error_message();
+
+  std::atomic<std::int64_t> left{static_cast<std::int64_t>(2 * per_producer)};
+  std::string perr[2];
+  Seen seen[2];
+  const std::int64_t t0 = now_ns();
+  {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 2; ++i) threads.emplace_back([&, i] { run_consumer(cons[i], &left, &seen[i]); });
+    for (int i = 0; i < 2; ++i)
+      threads.emplace_back([&, i] { perr[i] = run_producer(prod[i], static_cast<std::uint32_t>(i + 1), per_producer); });
+    for (auto& t : threads) t.join();
+  }
+  const double secs = static_cast<double>(now_ns() - t0) / 1e9;
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(perr[i], "");
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(seen[i].error, "") << "consumer " << i;
+  EXPECT_EQ(check_exactly_once({seen[0].bits, seen[1].bits}, {{1, per_producer}, {2, per_producer}}), "");
+  std::printf("  %s: %llu + %llu records in %.2f s\n", to_string(wait), static_cast<unsigned long long>(seen[0].got),
+              static_cast<unsigned long long>(seen[1].got), secs);
+  // Nothing left behind.
+  const std::byte* p = nullptr;
+  std::size_t n = 0;
+  EXPECT_EQ(cons[0]->peek(&p, &n, 0), Errc::would_block);
+}
+
+class MpmcThreaded : public ::testing::TestWithParam<WaitStrategy> {};
+
+TEST_P(MpmcThreaded, ExactlyOnceInOrder) {
+  run_case(GetParam(), 1 << 12, 128, test::scaled(200'000, 2'000), std::nullopt);
+}
+
+INSTANTIATE_TEST_SUITE_P(Waits, MpmcThreaded,
+                         ::testing::Values(WaitStrategy::futex, WaitStrategy::spin, WaitStrategy::sem),
+                         [](const ::testing::TestParamInfo<WaitStrategy>& i) { return std::string(to_string(i.param)); });
+
+TEST(MpmcThreadedWrap, AcrossTheTicketWrap) {
+  const std::uint64_t n = 8;  // 4096 / 512
+  run_case(WaitStrategy::futex, 4096, 512, test::scaled(100'000, 2'000), 0 - 3 * n - 5);
+}
+
+}  // namespace
+}  // namespace shmring::mpmc_test
