@@ -86,7 +86,9 @@ class MpmcBase : public Endpoint {
 
   enum class Verdict { wait, dead, stalled };
   // Called while ticket t's slot has stayed at word w: after kClaimCheckNs
-  // it checks the holder, and after the stall bound gives up on it.
+  // it checks the holder, and after the stall bound gives up on it. With
+  // urgent_ (no peer of the holder's role is alive any more) the holder is
+  // checked at once.
   Verdict judge(std::uint64_t t, std::uint64_t w) noexcept {
     const std::int64_t now = monotonic_ns();
     if (t != stuck_t_ || w != stuck_w_) {
@@ -94,9 +96,10 @@ class MpmcBase : public Endpoint {
       stuck_w_ = w;
       stuck_since_ = now;
       stuck_next_ = now + kClaimCheckNs;
+      if (!urgent_) return Verdict::wait;
+    } else if (now < stuck_next_ && !urgent_) {
       return Verdict::wait;
     }
-    if (now < stuck_next_) return Verdict::wait;
     stuck_next_ = now + kClaimCheckNs;
     if (!owner_alive(word_owner(w))) return Verdict::dead;
     if (now - stuck_since_ >= stall_ns_) return Verdict::stalled;
@@ -127,6 +130,7 @@ class MpmcBase : public Endpoint {
   std::uint64_t stuck_w_ = 0;
   std::int64_t stuck_since_ = 0;
   std::int64_t stuck_next_ = 0;
+  bool urgent_ = false;
   bool corrupt_ = false;
 };
 
@@ -176,8 +180,12 @@ class MpmcProducer final : public MpmcBase {
       if (word_state(w) == kSlotAbandoned && word_owner(w) == me_) {
         // We stalled and consumers gave up on us: acknowledge, so the
         // quarantined slot can be reused, and report the dropped record.
-        atom(s->word).compare_exchange_strong(w, make_word(word_lap(w), me_, kSlotAbandonedReleased),
-                                              std::memory_order_acq_rel, std::memory_order_relaxed);
+        // Consumers passing the slot move its lap on (see try_take), so
+        // retry until the acknowledgement lands on the current word.
+        while (word_state(w) == kSlotAbandoned && word_owner(w) == me_ &&
+               !atom(s->word).compare_exchange_weak(w, make_word(word_lap(w), me_, kSlotAbandonedReleased),
+                                                    std::memory_order_acq_rel, std::memory_order_relaxed)) {
+        }
         wake_everyone();
         return fail(Errc::reset, seg_.name,
                     "claim on slot " + std::to_string(claim_ & (n_ - 1)) +
@@ -266,7 +274,17 @@ class MpmcConsumer final : public MpmcBase {
     if (corrupt_) return Errc::corrupt;
     if (was_reset()) return Errc::reset;
     if (!has_take_) {
-      const Errc e = waiter_.wait([&] { return try_take(); }, timeout_ns);
+      Errc e = waiter_.wait([&] { return try_take(); }, timeout_ns);
+      if (e == Errc::peer_gone) {
+        // No producer is attached and alive: a slot still WRITING belongs to
+        // a dead claimer. Judge such slots now rather than after
+        // kClaimCheckNs, so that records committed behind them are delivered
+        // before peer_gone (docs/liveness.md).
+        urgent_ = true;
+        e = try_take();
+        urgent_ = false;
+        if (e == Errc::would_block) e = Errc::peer_gone;
+      }
       if (e != Errc::ok) return e;
     }
     SHMRING_CRASHPOINT("mpmc.peek");
@@ -331,11 +349,16 @@ class MpmcConsumer final : public MpmcBase {
         }
         if (!producers_past(t)) return Errc::would_block;
         // Quarantined: skip the ticket; reuse the slot once its stalled
-        // claimer is gone or has acknowledged.
+        // claimer is gone or has acknowledged. Either way the word moves to
+        // lap L+1 by CAS before the head passes t, as for every other slot
+        // state: a consumer still holding an older view of this slot (its
+        // ticket t-n, or t-2n...) then fails its CAS. Skipping without
+        // changing the word let such a consumer retire the slot to a lap
+        // whose ticket both sides had passed already, and the ring stopped.
         if (st == kSlotAbandonedReleased || !owner_alive(word_owner(w))) {
           retire(s, t, w, make_word(L + 1, 0, kSlotEmpty));
         } else {
-          help_advance(&seg_.hdr->cons.head, t);
+          retire(s, t, w, make_word(L + 1, word_owner(w), kSlotAbandoned));
         }
         continue;
       }
