@@ -730,6 +730,9 @@ TEST(ShmtoolLiveness, DeadProducerZombieAndReusedPid) {
   ASSERT_NE(row, nullptr);
   EXPECT_EQ((*row)["state"].str, "stale");
   EXPECT_EQ((*row)["peers_dead"].u64(), 3u);
+  std::set<std::string> listed_liveness;
+  for (const Json& p : (*row)["peers"].arr) listed_liveness.insert(p["liveness"].str);
+  EXPECT_EQ(listed_liveness, (std::set<std::string>{"dead", "dead (zombie)", "dead (reused pid)"}));
   const ToolRun t = tool({"inspect", name});
   EXPECT_NE(t.out.find("dead (zombie)"), std::string::npos) << t.out;
   ::waitpid(zombie, &st, 0);

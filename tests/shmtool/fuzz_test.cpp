@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <string>
@@ -242,7 +243,9 @@ TEST(ShmtoolFuzz, InspectAndVerifySurviveDamagedObjects) {
   const std::uint64_t seed = env_u64("SHMRING_FUZZ_SEED", static_cast<std::uint64_t>(::time(nullptr)));
   std::printf("fuzz: %llu objects, seed %llu (SHMRING_FUZZ_SEED and SHMRING_FUZZ_ITERATIONS reproduce)\n",
               static_cast<unsigned long long>(iterations), static_cast<unsigned long long>(seed));
-  constexpr std::uint64_t kBatch = 250;
+  // Objects per batch and worker: every name is held by a ShmGuard (its
+  // table has 256 slots), so even a watchdog kill leaves nothing behind.
+  constexpr std::uint64_t kBatch = 100;
   const std::string base = shmring::test::unique_ring_name("fz");
   PrefixCleanup cleanup(base.substr(1));
   std::mutex mu;
@@ -257,6 +260,9 @@ TEST(ShmtoolFuzz, InspectAndVerifySurviveDamagedObjects) {
     if (failures.size() < 10) failures.push_back(std::move(f));
   };
   auto work = [&](int w) {
+    std::vector<std::unique_ptr<shmring::test::ShmGuard>> guards;
+    for (std::uint64_t k = 0; k < kBatch; ++k)
+      guards.push_back(std::make_unique<shmring::test::ShmGuard>(base + "_" + std::to_string(w) + "_" + std::to_string(k)));
     for (;;) {
       const std::uint64_t b0 = next_batch.fetch_add(1) * kBatch;
       if (b0 >= iterations) break;

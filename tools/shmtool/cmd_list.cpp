@@ -29,6 +29,75 @@ std::string state_cell(const Report& r) {
   }
 }
 
+std::string ring_json(const Report& r) {
+  Json j(false);
+  j.begin_object();
+  j.kv("name", r.shown);
+  j.kv("state", state_cell(r) == "? (permission denied)" ? std::string("permission_denied") : state_cell(r));
+  j.kv("status", status_text(r.status));
+  if (r.have_header) {
+    j.kv("kind", kind_text(r.hdr.id.kind));
+    j.kv("capacity", r.hdr.id.capacity);
+    j.kv("slot_size", r.hdr.id.slot_size);
+    j.kv("slot_count", r.hdr.id.slot_count);
+    j.kv("wait", wait_text(r.hdr.id.wait));
+    j.kv("fill_records", r.fill_records);
+    if (r.fill_bytes_known)
+      j.kv("fill_bytes", r.fill_bytes);
+    else
+      j.key("fill_bytes").null();
+    j.kv("fill_percent", r.fill_pct);
+    j.kv("peers_live", r.live);
+    j.kv("peers_dead", r.dead);
+    j.key("peers").begin_array();
+    for (const Peer& p : r.peers) {
+      j.begin_object();
+      j.kv("pid", p.pid);
+      j.kv("role", p.role == 1 ? "producer" : p.role == 2 ? "consumer" : "?");
+      j.kv("liveness", live_text(p.live));
+      j.end_object();
+    }
+    j.end_array();
+  } else {
+    for (const char* k : {"kind", "capacity", "slot_size", "slot_count", "wait", "fill_records", "fill_bytes",
+                          "fill_percent", "peers_live", "peers_dead", "peers"})
+      j.key(k).null();
+  }
+  if (r.have_stat) {
+    j.kv("owner", user_name(r.st.st_uid));
+    j.kv("uid", static_cast<std::uint64_t>(r.st.st_uid));
+    j.kv("mode", octal_mode(r.st.st_mode));
+    j.kv("size", static_cast<std::uint64_t>(r.st.st_size));
+  }
+  j.kv("diagnosis", r.diagnosis);
+  j.end_object();
+  return j.text();
+}
+
+Row ring_row(const Report& r) {
+  Row row;
+  row.cells[0] = escape_text(r.shown);
+  if (r.have_header) {
+    const auto& id = r.hdr.id;
+    row.cells[1] = kind_text(id.kind);
+    row.cells[2] = human_size(id.capacity);
+    row.cells[3] = id.kind == 2 ? human_size(id.slot_size) : "-";
+    row.cells[4] = wait_text(id.wait);
+    char pct[32];
+    std::snprintf(pct, sizeof pct, " (%.0f%%)", r.fill_pct);
+    // Built with append(): gcc 12 gives a false -Wrestrict on chained operator+.
+    row.cells[5].append(std::to_string(r.fill_records)).append(1, '/');
+    row.cells[5].append(r.fill_bytes_known ? std::to_string(r.fill_bytes) : std::string("-")).append(pct);
+    row.cells[6].append(std::to_string(r.live)).append(1, '/').append(std::to_string(r.dead));
+  } else {
+    for (int k = 1; k <= 6; ++k) row.cells[k].assign(1, r.status == Status::permission ? '?' : '-');
+  }
+  row.cells[7] = state_cell(r);
+  row.cells[8] = r.have_stat ? escape_text(user_name(r.st.st_uid)) : "?";
+  row.cells[9] = r.have_stat ? octal_mode(r.st.st_mode) : "?";
+  return row;
+}
+
 }  // namespace
 
 int cmd_list(int argc, char** argv) {
@@ -43,7 +112,15 @@ int cmd_list(int argc, char** argv) {
     ::close(dirfd);
     return fail(kExitFailure, "list", kShmDir, std::string("cannot read: ") + std::strerror(errno));
   }
-  std::vector<Report> rings;
+  // One compact item per ring (a rendered JSON object or a table row), so a
+  // /dev/shm with 100k entries does not hold 100k header copies.
+  struct Item {
+    std::string name;
+    std::string json;
+    Row row;
+  };
+  const bool json_out = a.has("--json");
+  std::vector<Item> rings;
   std::uint64_t skipped = 0, vanished = 0;
   errno = 0;
   while (const dirent* de = ::readdir(dir)) {
@@ -61,7 +138,15 @@ int cmd_list(int argc, char** argv) {
       case Status::symlink:
       case Status::not_regular:
       case Status::io_error: ++skipped; break;
-      default: rings.push_back(std::move(r));
+      default: {
+        Item it;
+        it.name = r.name;
+        if (json_out)
+          it.json = ring_json(r);
+        else
+          it.row = ring_row(r);
+        rings.push_back(std::move(it));
+      }
     }
     errno = 0;
   }
@@ -69,7 +154,7 @@ int cmd_list(int argc, char** argv) {
   ::closedir(dir);
   ::close(dirfd);
   if (read_err != 0) return fail(kExitFailure, "list", kShmDir, std::string("readdir: ") + std::strerror(read_err));
-  std::sort(rings.begin(), rings.end(), [](const Report& x, const Report& y) { return x.name < y.name; });
+  std::sort(rings.begin(), rings.end(), [](const Item& x, const Item& y) { return x.name < y.name; });
 
   if (a.has("--json")) {
     Json j;
@@ -80,39 +165,7 @@ int cmd_list(int argc, char** argv) {
     j.kv("skipped_other", skipped);
     j.kv("vanished", vanished);
     j.key("rings").begin_array();
-    for (const Report& r : rings) {
-      j.begin_object();
-      j.kv("name", r.shown);
-      j.kv("state", state_cell(r) == "? (permission denied)" ? std::string("permission_denied") : state_cell(r));
-      j.kv("status", status_text(r.status));
-      if (r.have_header) {
-        j.kv("kind", kind_text(r.hdr.id.kind));
-        j.kv("capacity", r.hdr.id.capacity);
-        j.kv("slot_size", r.hdr.id.slot_size);
-        j.kv("slot_count", r.hdr.id.slot_count);
-        j.kv("wait", wait_text(r.hdr.id.wait));
-        j.kv("fill_records", r.fill_records);
-        if (r.fill_bytes_known)
-          j.kv("fill_bytes", r.fill_bytes);
-        else
-          j.key("fill_bytes").null();
-        j.kv("fill_percent", r.fill_pct);
-        j.kv("peers_live", r.live);
-        j.kv("peers_dead", r.dead);
-      } else {
-        for (const char* k : {"kind", "capacity", "slot_size", "slot_count", "wait", "fill_records", "fill_bytes",
-                              "fill_percent", "peers_live", "peers_dead"})
-          j.key(k).null();
-      }
-      if (r.have_stat) {
-        j.kv("owner", user_name(r.st.st_uid));
-        j.kv("uid", static_cast<std::uint64_t>(r.st.st_uid));
-        j.kv("mode", octal_mode(r.st.st_mode));
-        j.kv("size", static_cast<std::uint64_t>(r.st.st_size));
-      }
-      j.kv("diagnosis", r.diagnosis);
-      j.end_object();
-    }
+    for (const Item& it : rings) j.raw(it.json);
     j.end_array();
     j.end_object();
     std::fwrite(j.text().data(), 1, j.text().size(), stdout);
@@ -123,27 +176,7 @@ int cmd_list(int argc, char** argv) {
   std::vector<Row> rows;
   rows.push_back({{"NAME", "KIND", "CAPACITY", "SLOT", "WAIT", "FILL (REC/BYTES)", "PEERS (LIVE/DEAD)", "STATE", "OWNER",
                    "MODE"}});
-  for (const Report& r : rings) {
-    Row row;
-    row.cells[0] = escape_text(r.shown);
-    if (r.have_header) {
-      const auto& id = r.hdr.id;
-      row.cells[1] = kind_text(id.kind);
-      row.cells[2] = human_size(id.capacity);
-      row.cells[3] = id.kind == 2 ? human_size(id.slot_size) : "-";
-      row.cells[4] = wait_text(id.wait);
-      char pct[32];
-      std::snprintf(pct, sizeof pct, " (%.0f%%)", r.fill_pct);
-      row.cells[5] = std::to_string(r.fill_records) + "/" + (r.fill_bytes_known ? std::to_string(r.fill_bytes) : "-") + pct;
-      row.cells[6] = std::to_string(r.live) + "/" + std::to_string(r.dead);
-    } else {
-      for (int k = 1; k <= 6; ++k) row.cells[k] = r.status == Status::permission ? "?" : "-";
-    }
-    row.cells[7] = state_cell(r);
-    row.cells[8] = r.have_stat ? escape_text(user_name(r.st.st_uid)) : "?";
-    row.cells[9] = r.have_stat ? octal_mode(r.st.st_mode) : "?";
-    rows.push_back(std::move(row));
-  }
+  for (const Item& it : rings) rows.push_back(it.row);
   std::size_t width[10] = {};
   for (const Row& row : rows)
     for (int k = 0; k < 10; ++k) width[k] = std::max(width[k], row.cells[k].size());

@@ -415,6 +415,12 @@ Json& Json::boolean(bool v) {
   return *this;
 }
 
+Json& Json::raw(std::string_view rendered) {
+  before_value();
+  out_ += rendered;
+  return *this;
+}
+
 Json& Json::null() {
   before_value();
   out_ += "null";

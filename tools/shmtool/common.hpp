@@ -96,6 +96,8 @@ class Json {
   Json& real(double v);
   Json& boolean(bool v);
   Json& null();
+  // A value rendered by another Json writer, inserted as is.
+  Json& raw(std::string_view rendered);
   // key + value shorthands
   template <class T>
   Json& kv(std::string_view k, T v) {
