@@ -87,7 +87,7 @@ TEST_P(ThreadedWake, SleepAndWakeBothDirections) {
   Pair pair;
   ASSERT_EQ(open_pair(ring.name(), v.kind, &pair), Errc::ok) << last_error_message();
   detail::Header* h = pair.prod->segment().hdr;
-  const std::uint64_t count = under_sanitizer() ? scaled(40'000, 2'000) : scaled(30'000, 2'000);
+  const std::uint64_t count = under_sanitizer() ? scaled(40'000, 2'000) : scaled(10'000, 2'000);
   constexpr std::uint32_t kMin = 24, kMax = 512;
   std::atomic<bool> stop{false};
   std::string prod_error, cons_error;
