@@ -315,12 +315,14 @@ class NoLostWakeup : public ::testing::TestWithParam<KW> {};
 // wake-up fails the round instead of hanging.
 TEST_P(NoLostWakeup, PingPongEveryReceiveSleeps) {
   const KW v = GetParam();
-  // CI default: 100k sleeping round trips for spsc/futex (about 15 s in
-  // Release on the idle 2-core machine, 35 s when it is shared: every
-  // receive spins 50 us, then sleeps); SHMRING_STRESS_SCALE=10 gives the
-  // issue's 1M (about 2.5 min). The sem and locked variants run 10k (x scale).
+  // CI default: 50k sleeping round trips for spsc/futex (about 8 s in
+  // Release on an idle 2-core machine, up to 30 s when it is shared: every
+  // receive spins 50 us, then sleeps); SHMRING_STRESS_SCALE=20 gives the
+  // issue's 1M (150 s idle, 280 s shared). The sem and locked variants run
+  // 10k (x scale). The race itself is forced deterministically by
+  // WakeArrivesBeforeTheWaiterSleeps below.
   const bool main_case = v.kind == Kind::spsc && v.wait == WaitStrategy::futex;
-  const std::uint64_t rounds = main_case ? scaled(100'000, 1000) : scaled(10'000, 1000);
+  const std::uint64_t rounds = main_case ? scaled(50'000, 1000) : scaled(10'000, 1000);
   TestRing a("ping", v.kind, v.wait, 4096), b("pong", v.kind, v.wait, 4096);
   ASSERT_EQ(a.create_result(), Errc::ok);
   ASSERT_EQ(b.create_result(), Errc::ok);
