@@ -45,8 +45,11 @@ timespec abs_timespec(std::int64_t ns) noexcept {
 // One robust mutex of the lock block, with the repair protocol.
 class RobustLock {
  public:
-  RobustLock(unsigned char* m, std::uint64_t* holder, std::uint64_t* recoveries) noexcept
-      : m_(reinterpret_cast<pthread_mutex_t*>(m)), holder_(holder), recoveries_(recoveries) {}
+  // pid: this process's, cached (glibc no longer caches getpid(), and a
+  // system call per lock would be most of the locked kind's cost). Handles
+  // do not survive fork(), so it never goes stale.
+  RobustLock(unsigned char* m, std::uint64_t* holder, std::uint64_t* recoveries, pid_t pid) noexcept
+      : m_(reinterpret_cast<pthread_mutex_t*>(m)), holder_(holder), recoveries_(recoveries), pid_(pid) {}
 
   // deadline: absolute CLOCK_MONOTONIC ns, or 0 for a single try. Returns ok
   // (held), would_block (busy), or corrupt (unrecoverable). `repair` runs
@@ -79,7 +82,7 @@ class RobustLock {
     }
     if (rc != 0) return Errc::corrupt;  // ENOTRECOVERABLE, EINVAL: a damaged lock
     // Diagnostic for shmtool (who holds it); ordered by the mutex.
-    atom(*holder_).store(static_cast<std::uint64_t>(::getpid()), std::memory_order_relaxed);
+    atom(*holder_).store(static_cast<std::uint64_t>(pid_), std::memory_order_relaxed);
     return Errc::ok;
   }
 
@@ -92,6 +95,7 @@ class RobustLock {
   pthread_mutex_t* m_;
   std::uint64_t* holder_;
   std::uint64_t* recoveries_;
+  pid_t pid_;
 };
 
 std::int64_t deadline_for(std::int64_t timeout_ns) noexcept {
@@ -105,7 +109,7 @@ class LockedProducer final : public Endpoint {
   LockedProducer(OpenedSegment seg, Attachment att) noexcept
       : Endpoint(std::move(seg), std::move(att), Role::producer),
         area_{seg_.data, seg_.geo.capacity, seg_.geo.max_record},
-        lock_(seg_.hdr->lock.prod_mutex, &seg_.hdr->lock.prod_holder, &seg_.hdr->lock.recoveries),
+        lock_(seg_.hdr->lock.prod_mutex, &seg_.hdr->lock.prod_holder, &seg_.hdr->lock.recoveries, ::getpid()),
         peer_(seg_.hdr, Role::consumer, seg_.geo.liveness_ms),
         waiter_(seg_.geo.wait, seg_.hdr, &seg_.hdr->space_wait, seg_.hdr->sems.space_sem, &peer_, sleep_flag()) {}
 
@@ -160,8 +164,8 @@ class LockedProducer final : public Endpoint {
       atom(seg_.hdr->prod.records).fetch_add(pending_records_, std::memory_order_relaxed);
       pending_records_ = 0;
       published_ = write_pos_;
+      SHMRING_CRASHPOINT("locked.commit.after_publish");
     }
-    SHMRING_CRASHPOINT("locked.commit.after_publish");
     holding_ = false;
     lock_.unlock();
     if (moved) notify(seg_.geo.wait, *seg_.hdr, seg_.hdr->data_wait, seg_.hdr->sems.data_sem);
@@ -221,7 +225,7 @@ class LockedConsumer final : public Endpoint {
   LockedConsumer(OpenedSegment seg, Attachment att) noexcept
       : Endpoint(std::move(seg), std::move(att), Role::consumer),
         area_{seg_.data, seg_.geo.capacity, seg_.geo.max_record},
-        lock_(seg_.hdr->lock.cons_mutex, &seg_.hdr->lock.cons_holder, &seg_.hdr->lock.recoveries),
+        lock_(seg_.hdr->lock.cons_mutex, &seg_.hdr->lock.cons_holder, &seg_.hdr->lock.recoveries, ::getpid()),
         peer_(seg_.hdr, Role::producer, seg_.geo.liveness_ms),
         waiter_(seg_.geo.wait, seg_.hdr, &seg_.hdr->data_wait, seg_.hdr->sems.data_sem, &peer_, sleep_flag()) {}
 
@@ -272,8 +276,8 @@ class LockedConsumer final : public Endpoint {
       atom(seg_.hdr->cons.records).fetch_add(pending_records_, std::memory_order_relaxed);
       pending_records_ = 0;
       released_ = read_pos_;
+      SHMRING_CRASHPOINT("locked.release.after_publish");
     }
-    SHMRING_CRASHPOINT("locked.release.after_publish");
     holding_ = false;
     lock_.unlock();
     if (moved) notify(seg_.geo.wait, *seg_.hdr, seg_.hdr->space_wait, seg_.hdr->sems.space_sem);

@@ -44,7 +44,7 @@ int futex_wake_all(std::uint32_t* word) noexcept {
 
 void note_idle_wake(Header& h, WaitLine& line) noexcept {
   thread_local std::uint32_t idle = 0;
-  if (++idle % 16 != 0) return;
+  if (++idle % 4 != 0) return;
   const std::uint64_t bit = &line == &h.data_wait ? 1 : 2;
   // Acquire: a sleeper's flag (set before its W1) is visible once its
   // count is.

@@ -61,7 +61,7 @@ inline constexpr int kClockEvery = 64;
 void futex_sleep(std::uint32_t* word, std::uint32_t seen, std::int64_t until_ns) noexcept;
 // Returns the number of sleepers woken.
 int futex_wake_all(std::uint32_t* word) noexcept;
-// A wake found nobody asleep: every 16th time, recount the line's sleepers
+// A wake found nobody asleep: every 4th time, recount the line's sleepers
 // from the attach table (entries of live processes flagged asleep on it) and
 // lower a count left too high by a sleeper that was killed.
 void note_idle_wake(Header& h, WaitLine& line) noexcept;

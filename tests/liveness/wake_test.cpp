@@ -284,18 +284,19 @@ TEST_P(StaleWaiterTest, CountOfAKilledSleeperIsReconciled) {
   std::string l;
   LIVE_EXPECT_LINE(prod, "done", 10000, l);
   EXPECT_EQ(field(l, 1), SHMRING_OK) << l;
-  EXPECT_EQ(field(l, 3), 0) << "wake calls for " << count << " records with nobody asleep: the dead sleeper's count "
-                            << "(data_wait.waiters = " << raw.data_waiters() << ") was never reconciled";
+  // spsc: the new consumer's role takeover resets the count (no call at
+  // all). locked: the first idle FUTEX_WAKEs (a few) trigger the recount from
+  // the attach table's sleeping flags; sem: a pending token stops the posts.
+  const std::int64_t bound = v.kind == Kind::spsc ? 0 : 8;
+  EXPECT_LE(field(l, 3), bound) << "wake calls for " << count << " records with nobody asleep: the dead sleeper's count "
+                                << "(data_wait.waiters = " << raw.data_waiters() << ") was never reconciled";
   EXPECT_TRUE(prod.wait().exited);
 }
 
 INSTANTIATE_TEST_SUITE_P(Spsc, StaleWaiterTest,
                          ::testing::Values(KW{Kind::spsc, WaitStrategy::futex}, KW{Kind::spsc, WaitStrategy::sem}),
                          kw_name);
-// Known bug (reported with issue 3's test work): the locked kind never
-// reconciles a dead sleeper's count (only spsc role takeover resets it), so
-// this fails with one FUTEX_WAKE per record. Enable when fixed.
-INSTANTIATE_TEST_SUITE_P(DISABLED_Locked, StaleWaiterTest,
+INSTANTIATE_TEST_SUITE_P(Locked, StaleWaiterTest,
                          ::testing::Values(KW{Kind::locked, WaitStrategy::futex}, KW{Kind::locked, WaitStrategy::sem}),
                          kw_name);
 
