@@ -373,12 +373,15 @@ TEST(ShmtoolPushPop, PopEndsWhenTheProducerLeaves) {
   ASSERT_EQ(shmring::create(name, cfg_of(shmring::Kind::spsc, 4096)), Errc::ok);
   ToolRun pop;
   std::thread popper([&] { pop = tool({"pop", name}, RunOptions().deadline_ms(10000)); });
-  // Wait for the consumer to attach (the tool's own entry in the table).
+  // Wait until pop is fully open and asleep on the empty ring (a waiter on
+  // data_wait). Its attach entry alone is not enough: the library takes the
+  // peer-gone snapshot after publishing the entry, so a producer that came
+  // and went in between would not count as seen (see the closing notes).
   shmring::test::RawMap raw(name);
   ASSERT_TRUE(raw.ok());
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (std::chrono::steady_clock::now() < until &&
-         sd::atom(raw.header()->roles.attaches[1]).load(std::memory_order_acquire) == 0)
+         sd::atom(raw.header()->data_wait.waiters).load(std::memory_order_acquire) == 0)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   {
     auto p = shmring::Producer::open(name);
