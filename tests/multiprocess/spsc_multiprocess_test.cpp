@@ -90,11 +90,11 @@ INSTANTIATE_TEST_SUITE_P(
         MpCase{"cpp_zero_copy_16MiB_len_1_4096", k16M, 1, 4096, Face::cpp, Mode::zero_copy, 10'000'000},
         // Lengths up to max_record through a 4 KiB ring: two or three records
         // fit, so every record is a hand-off and the wrap-around is constant.
-        // 2 million, not 10: every hand-off waits for the peer to be
-        // scheduled, and on this 2-vCPU machine a record costs 2.5 us at
-        // load 2 and up to 70 us at load 8, so 10 million would take 25 s to
-        // many minutes.
-        MpCase{"cpp_zero_copy_4KiB_len_1_max", k4K, 1, 0, Face::cpp, Mode::zero_copy, 2'000'000},
+        // 10 million as the issue asks: every hand-off waits for the peer to
+        // be scheduled, so on this 2-vCPU machine a record costs ~2.5 us when
+        // the machine is otherwise idle (CI), ~25 s in all; under heavy
+        // load (70 us a record) lower SHMRING_STRESS_SCALE.
+        MpCase{"cpp_zero_copy_4KiB_len_1_max", k4K, 1, 0, Face::cpp, Mode::zero_copy, 10'000'000},
         // The same through the C API, through send/recv, and batched.
         MpCase{"c_zero_copy_16MiB_len_1_4096", k16M, 1, 4096, Face::c, Mode::zero_copy, 1'000'000},
         MpCase{"c_zero_copy_4KiB_len_1_max", k4K, 1, 0, Face::c, Mode::zero_copy, 300'000},
