@@ -29,6 +29,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <ostream>
 #include <set>
 #include <string>
 #include <vector>
@@ -50,6 +51,8 @@ struct ProducerPoint {
   const char* point;
   const char* label;
 };
+
+void PrintTo(const ProducerPoint& p, std::ostream* os) { *os << p.point; }
 
 class MpmcProducerCrash : public ::testing::TestWithParam<ProducerPoint> {};
 

@@ -240,6 +240,13 @@ void trace(int fd, const char* fmt, ...) {
   write_all(fd, buf, len + 1);
 }
 
+void busy_for(std::int64_t ns) {
+  if (ns <= 0) return;
+  const std::int64_t until = now_ns() + ns;
+  while (now_ns() < until) {
+  }
+}
+
 bool readable(int fd) {
   pollfd p{fd, POLLIN, 0};
   return ::poll(&p, 1, 0) > 0;
@@ -277,8 +284,15 @@ ProduceResult produce(const ProduceOpts& o) {
       break;
     }
     live::fill_record(o.id, seq, p, len);
+    busy_for(o.hold_ns);
     trace(o.trace_fd, "committing %" PRIu64 " %" PRId64, seq, now_ns());
     rc = port->commit(len);
+    if (rc == SHMRING_ERESET && o.reset_fd >= 0) {
+      trace(o.reset_fd, "reset %" PRIu64, seq);
+      ++r.resets;
+      rc = 0;
+      continue;
+    }
     if (rc != 0) {
       r.error = "commit of seq " + std::to_string(seq) + ": " + rc_text(rc);
       break;
@@ -337,6 +351,17 @@ ConsumeResult consume(const ConsumeOpts& o) {
     next[v.id] = v.seq + 1;
     const LogEntry e{v.id, static_cast<std::uint32_t>(n), v.seq, port->ticket_of(p), ts};
     trace(o.trace_fd, "peeked %u %" PRIu64 " %" PRIu64, v.id, v.seq, e.ticket);
+    auto log = [&] {
+      if (log_fd < 0) return;
+      if (o.sync_log) {
+        write_all(log_fd, &e, sizeof e);
+      } else {
+        pending.push_back(e);
+        if (pending.size() >= 4096) flush_log();
+      }
+    };
+    if (o.log_before_release) log();
+    busy_for(o.hold_ns);
     rc = port->release();
     if (rc != 0) {
       r.error = "release: " + rc_text(rc);
@@ -344,14 +369,7 @@ ConsumeResult consume(const ConsumeOpts& o) {
     }
     ++r.got;
     if (!o.bitmap_path.empty()) set_bit(bits[v.id], v.seq);
-    if (log_fd >= 0) {
-      if (o.sync_log) {
-        write_all(log_fd, &e, sizeof e);
-      } else {
-        pending.push_back(e);
-        if (pending.size() >= 4096) flush_log();
-      }
-    }
+    if (!o.log_before_release) log();
   }
   r.end_rc = rc;
   flush_log();

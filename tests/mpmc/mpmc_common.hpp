@@ -88,12 +88,16 @@ struct ProduceOpts {
   int stop_fd = -1;   // stop once this fd is readable (a byte or EOF); checked every 16 records
   int trace_fd = -1;  // "claiming SEQ TS" before each reserve, "committing SEQ TS" before each commit
   int gate_fd = -1;   // after opening, wait for one byte (or EOF) on this fd before sending
+  std::int64_t hold_ns = 0;  // busy for this long between reserve and commit (work on the claim)
+  int reset_fd = -1;  // with it, a commit refused with SHMRING_ERESET (claim revoked) is
+                      // reported there ("reset SEQ") and the stream goes on with the next seq
   std::function<void(int rc)> on_open;  // called once the open returned
 };
 
 struct ProduceResult {
   std::string error;  // empty: every send succeeded (the loop ended by count or stop)
-  std::uint64_t sent = 0;
+  std::uint64_t sent = 0;   // committed
+  std::uint64_t resets = 0; // commits refused with reset (reset_fd only)
   int last_rc = 0;  // Errc of the call that ended the loop (0 when none failed)
 };
 
@@ -109,6 +113,10 @@ struct ConsumeOpts {
   std::uint64_t count = 0;     // stop after this many (0: until peer_gone)
   std::string log_path;        // per-record LogEntry file ("" none)
   bool sync_log = false;       // write(2) each entry at once (a consumer that may be killed)
+  std::int64_t hold_ns = 0;    // busy for this long between peek and release (work on the record)
+  bool log_before_release = false;  // log each record before releasing it (else after): with
+                                    // sync_log, what a killed consumer saw is logged even if
+                                    // it dies between the two
   std::string bitmap_path;     // per-producer bitmaps at the end ("" none)
   int trace_fd = -1;           // "peeked ID SEQ TICKET" before each release
   std::function<void(int rc)> on_open;  // called once the open returned

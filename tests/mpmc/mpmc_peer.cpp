@@ -8,19 +8,25 @@
 //
 // Common options: --face c|cpp|ep (default c), --min L --max L (record
 // lengths; max 0 = the ring's max_record), --timeout-ms T (every blocking
-// call; default 20000), --deadline-s N (alarm: the process dies after N s).
+// call; default 20000), --deadline-s N (alarm: the process dies after N s),
+// --hold-us U (busy U microseconds while holding each claim / record).
 //
 // produce      sends records (id, start..start+count-1). --until-stop: until
 //              a byte (or EOF) arrives on stdin (count is then an upper
 //              bound, 0 none). --gate: after opening, wait for one byte on
 //              stdin first. --trace: "claiming SEQ TS" before each reserve
-//              and "committing SEQ TS" before each commit.
+//              and "committing SEQ TS" before each commit. --tolerate-reset:
+//              a commit refused with SHMRING_ERESET (the claim was revoked
+//              while this process was stopped) is reported ("reset SEQ")
+//              and the stream goes on; "done RC SENT RESETS" at the end.
 // consume      takes records until peer_gone (or --count), verifying each
 //              (frame, length, checksum, body; per-producer seq increases).
 //              --log: a 32-byte LogEntry per record (mpmc_common.hpp);
-//              --sync writes each at once (for a consumer that is killed).
+//              --sync writes each at once (for a consumer that is killed);
+//              --log-first logs a record before releasing it (else after).
 //              --trace: "peeked ID SEQ TICKET" before each release.
-// pause        reserves record (id, 0) and fills it, reports "claimed TS",
+// pause        reports "claiming TS", reserves record (id, 0) and fills it,
+//              reports "claimed TS",
 //              waits for one byte on stdin, then scribbles over the
 //              reserved bytes (a stalled claimer's late writes), commits
 //              ("commit RC TS") and sends records 1..after.
@@ -68,9 +74,9 @@ struct Opts {
   Face face = Face::c;
   std::uint32_t id = 0, min_len = 24, max_len = 0;
   std::uint64_t start = 0, count = 0, after = 0;
-  std::int64_t timeout_ms = 20'000;
+  std::int64_t timeout_ms = 20'000, hold_us = 0;
   unsigned deadline_s = 120;
-  bool until_stop = false, gate = false, trace = false, sync = false;
+  bool until_stop = false, gate = false, trace = false, sync = false, tolerate_reset = false, log_first = false;
 };
 
 Opts parse(int argc, char** argv) {
@@ -91,6 +97,7 @@ Opts parse(int argc, char** argv) {
     else if (a == "--min") o.min_len = static_cast<std::uint32_t>(std::strtoul(val(), nullptr, 10));
     else if (a == "--max") o.max_len = static_cast<std::uint32_t>(std::strtoul(val(), nullptr, 10));
     else if (a == "--timeout-ms") o.timeout_ms = std::strtoll(val(), nullptr, 10);
+    else if (a == "--hold-us") o.hold_us = std::strtoll(val(), nullptr, 10);
     else if (a == "--deadline-s") o.deadline_s = static_cast<unsigned>(std::strtoul(val(), nullptr, 10));
     else if (a == "--log") o.log = val();
     else if (a == "--bitmap") o.bitmap = val();
@@ -102,6 +109,8 @@ Opts parse(int argc, char** argv) {
     else if (a == "--gate") o.gate = true;
     else if (a == "--trace") o.trace = true;
     else if (a == "--sync") o.sync = true;
+    else if (a == "--tolerate-reset") o.tolerate_reset = true;
+    else if (a == "--log-first") o.log_first = true;
     else usage("unknown option " + a);
   }
   return o;
@@ -122,10 +131,12 @@ int run_produce(const Opts& o) {
   p.stop_fd = o.until_stop ? 0 : -1;
   p.gate_fd = o.gate ? 0 : -1;
   p.trace_fd = o.trace ? 3 : -1;
+  p.reset_fd = o.tolerate_reset ? 3 : -1;
+  p.hold_ns = o.hold_us * 1000;
   p.on_open = [](int rc) { say("opened %d", rc); };
   const ProduceResult r = produce(p);
   if (!r.error.empty()) say("error %s", r.error.c_str());
-  say("done %d %" PRIu64, r.last_rc, r.sent);
+  say("done %d %" PRIu64 " %" PRIu64, r.last_rc, r.sent, r.resets);
   return r.error.empty() ? 0 : 1;
 }
 
@@ -139,6 +150,8 @@ int run_consume(const Opts& o) {
   c.count = o.count;
   c.log_path = o.log;
   c.sync_log = o.sync;
+  c.log_before_release = o.log_first;
+  c.hold_ns = o.hold_us * 1000;
   c.bitmap_path = o.bitmap;
   c.trace_fd = o.trace ? 3 : -1;
   c.on_open = [](int rc) { say("opened %d", rc); };
@@ -156,6 +169,7 @@ int run_pause(const Opts& o) {
   const auto max_len = o.max_len != 0 ? o.max_len : static_cast<std::uint32_t>(port->max_record());
   const std::uint32_t len0 = shmring::live::record_len(o.id, 0, o.min_len, max_len);
   std::byte* p = nullptr;
+  say("claiming %" PRId64, now_ns());
   rc = port->reserve(len0, &p, timeout_ns(o));
   if (rc != 0) {
     say("error reserve: %d", rc);

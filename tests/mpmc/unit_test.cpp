@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,10 @@ struct Geo {
   std::uint64_t slots;
 };
 
+void PrintTo(const Geo& g, std::ostream* os) {
+  *os << "capacity " << g.capacity << ", slot_size " << g.slot_size << " -> " << g.slots << " slots";
+}
+
 class MpmcGeometry : public ::testing::TestWithParam<Geo> {};
 
 TEST_P(MpmcGeometry, SlotsRoundedDownAndExactlyThatManyFit) {
@@ -125,7 +130,13 @@ INSTANTIATE_TEST_SUITE_P(Sizes, MpmcGeometry,
                          ::testing::Values(Geo{4096, 8, 512}, Geo{4096, 24, 128},    // 170 -> 128
                                            Geo{4096, 2048, 2}, Geo{8192, 1032, 4},   // 7 -> 4
                                            Geo{16384, 1000, 16}, Geo{65536, 200, 256},  // 327 -> 256
-                                           Geo{1 << 20, 65536, 16}));
+                                           Geo{1 << 20, 65536, 16}),
+                         [](const ::testing::TestParamInfo<Geo>& i) {
+                           return std::string("cap")
+                               .append(std::to_string(i.param.capacity))
+                               .append("_slot")
+                               .append(std::to_string(i.param.slot_size));
+                         });
 
 TEST(MpmcGeometryBad, RefusedWithInvalidArgumentAndNothingLeft) {
   struct Bad {
