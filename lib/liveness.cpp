@@ -75,7 +75,13 @@ bool any_live(const Header& h, Role role) noexcept {
 }
 
 Attachment::Attachment(Attachment&& o) noexcept
-    : h_(o.h_), pid_(o.pid_), entry_(o.entry_), generation_(o.generation_), role_(o.role_), exclusive_(o.exclusive_) {
+    : h_(o.h_),
+      pid_(o.pid_),
+      entry_(o.entry_),
+      generation_(o.generation_),
+      peer_attaches_before_(o.peer_attaches_before_),
+      role_(o.role_),
+      exclusive_(o.exclusive_) {
   o.h_ = nullptr;
   o.entry_ = -1;
 }
@@ -87,6 +93,7 @@ Attachment& Attachment::operator=(Attachment&& o) noexcept {
     pid_ = o.pid_;
     entry_ = o.entry_;
     generation_ = o.generation_;
+    peer_attaches_before_ = o.peer_attaches_before_;
     role_ = o.role_;
     exclusive_ = o.exclusive_;
     o.h_ = nullptr;
@@ -102,6 +109,11 @@ Errc Attachment::attach(Header* h, const std::string& name, Role role, bool excl
   const std::uint64_t start = process_start_time(pid);
   const auto r = static_cast<std::uint32_t>(role);
   const std::uint64_t claiming = attach_word(pid, r, kPhaseClaiming);
+  // A-A1: acquire, pairs with A-R1. Read before our entry is published, so a
+  // peer that attaches (and maybe leaves) while we finish attaching still
+  // counts as "seen" for the peer-gone rule.
+  const std::uint32_t peer = r == static_cast<std::uint32_t>(Role::producer) ? 2 : 1;
+  const std::uint64_t peer_before = atom(h->roles.attaches[peer - 1]).load(std::memory_order_acquire);
   std::int32_t mine = -1;
   for (std::uint32_t i = 0; i < kAttachEntries && mine < 0; ++i) {
     AttachEntry& e = h->attach[i];
@@ -131,6 +143,7 @@ Errc Attachment::attach(Header* h, const std::string& name, Role role, bool excl
   entry_ = mine;
   role_ = role;
   exclusive_ = false;
+  peer_attaches_before_ = peer_before;
   if (exclusive) {
     std::uint64_t& owner = h->roles.owner[r - 1];
     const std::uint64_t want = owner_word(pid, static_cast<std::uint32_t>(mine));
@@ -182,11 +195,12 @@ void Attachment::detach() noexcept {
   entry_ = -1;
 }
 
-PeerWatch::PeerWatch(const Header* h, Role peer_role, std::uint32_t liveness_ms) noexcept
-    : h_(h), peer_role_(peer_role), period_ns_(std::int64_t{liveness_ms} * 1'000'000 / 2) {
-  const auto r = static_cast<std::uint32_t>(peer_role);
-  // A-A1: acquire, pairs with A-R1.
-  attaches_at_open_ = atom(const_cast<std::uint64_t&>(h->roles.attaches[r - 1])).load(std::memory_order_acquire);
+PeerWatch::PeerWatch(const Header* h, Role peer_role, std::uint32_t liveness_ms,
+                     std::uint64_t attaches_at_open) noexcept
+    : h_(h),
+      peer_role_(peer_role),
+      attaches_at_open_(attaches_at_open),
+      period_ns_(std::int64_t{liveness_ms} * 1'000'000 / 2) {
   seen_ = any_live(*h, peer_role);
 }
 

@@ -49,6 +49,9 @@ class Attachment {
   // The handle was inherited across fork(): the entry is the parent's.
   bool owned_by_this_process() const noexcept;
   std::int32_t entry() const noexcept { return entry_; }
+  // attaches[] of the other role, read before this attach was published: the
+  // peer-gone rule counts any peer that attached after this moment.
+  std::uint64_t peer_attaches_before() const noexcept { return peer_attaches_before_; }
   std::uint64_t generation() const noexcept { return generation_; }
 
  private:
@@ -56,6 +59,7 @@ class Attachment {
   std::int32_t pid_ = 0;
   std::int32_t entry_ = -1;
   std::uint64_t generation_ = 0;
+  std::uint64_t peer_attaches_before_ = 0;
   Role role_ = Role::producer;
   bool exclusive_ = false;
 };
@@ -66,7 +70,9 @@ class Attachment {
 class PeerWatch {
  public:
   PeerWatch() = default;
-  PeerWatch(const Header* h, Role peer_role, std::uint32_t liveness_ms) noexcept;
+  // attaches_at_open: the peer role's attach count read before this handle
+  // attached (Attachment::peer_attaches_before()).
+  PeerWatch(const Header* h, Role peer_role, std::uint32_t liveness_ms, std::uint64_t attaches_at_open) noexcept;
 
   // Rate-limited check (at most once per half liveness period, so a try-mode
   // poller does not read /proc on every call). `now` is CLOCK_MONOTONIC ns.

@@ -110,7 +110,7 @@ class LockedProducer final : public Endpoint {
       : Endpoint(std::move(seg), std::move(att), Role::producer),
         area_{seg_.data, seg_.geo.capacity, seg_.geo.max_record},
         lock_(seg_.hdr->lock.prod_mutex, &seg_.hdr->lock.prod_holder, &seg_.hdr->lock.recoveries, ::getpid()),
-        peer_(seg_.hdr, Role::consumer, seg_.geo.liveness_ms),
+        peer_(seg_.hdr, Role::consumer, seg_.geo.liveness_ms, att_.peer_attaches_before()),
         waiter_(seg_.geo.wait, seg_.hdr, &seg_.hdr->space_wait, seg_.hdr->sems.space_sem, &peer_, sleep_flag()) {}
 
   ~LockedProducer() override {
@@ -226,7 +226,7 @@ class LockedConsumer final : public Endpoint {
       : Endpoint(std::move(seg), std::move(att), Role::consumer),
         area_{seg_.data, seg_.geo.capacity, seg_.geo.max_record},
         lock_(seg_.hdr->lock.cons_mutex, &seg_.hdr->lock.cons_holder, &seg_.hdr->lock.recoveries, ::getpid()),
-        peer_(seg_.hdr, Role::producer, seg_.geo.liveness_ms),
+        peer_(seg_.hdr, Role::producer, seg_.geo.liveness_ms, att_.peer_attaches_before()),
         waiter_(seg_.geo.wait, seg_.hdr, &seg_.hdr->data_wait, seg_.hdr->sems.data_sem, &peer_, sleep_flag()) {}
 
   ~LockedConsumer() override {

@@ -138,7 +138,7 @@ class MpmcProducer final : public MpmcBase {
  public:
   MpmcProducer(OpenedSegment seg, Attachment att) noexcept
       : MpmcBase(std::move(seg), std::move(att), Role::producer),
-        peer_(seg_.hdr, Role::consumer, seg_.geo.liveness_ms),
+        peer_(seg_.hdr, Role::consumer, seg_.geo.liveness_ms, att_.peer_attaches_before()),
         waiter_(seg_.geo.wait, seg_.hdr, &seg_.hdr->space_wait, seg_.hdr->sems.space_sem, &peer_, sleep_flag()) {}
 
   ~MpmcProducer() override {
@@ -262,7 +262,7 @@ class MpmcConsumer final : public MpmcBase {
  public:
   MpmcConsumer(OpenedSegment seg, Attachment att) noexcept
       : MpmcBase(std::move(seg), std::move(att), Role::consumer),
-        peer_(seg_.hdr, Role::producer, seg_.geo.liveness_ms),
+        peer_(seg_.hdr, Role::producer, seg_.geo.liveness_ms, att_.peer_attaches_before()),
         waiter_(seg_.geo.wait, seg_.hdr, &seg_.hdr->data_wait, seg_.hdr->sems.data_sem, &peer_, sleep_flag()) {}
 
   ~MpmcConsumer() override {

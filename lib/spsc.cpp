@@ -43,7 +43,7 @@ class SpscProducer final : public Endpoint {
         write_pos_(tail),
         published_(tail),
         head_cache_(head),
-        peer_(seg_.hdr, Role::consumer, seg_.geo.liveness_ms),
+        peer_(seg_.hdr, Role::consumer, seg_.geo.liveness_ms, att_.peer_attaches_before()),
         waiter_(seg_.geo.wait, seg_.hdr, &seg_.hdr->space_wait, seg_.hdr->sems.space_sem, &peer_, sleep_flag()) {
     // Sole writer of prod.records: relaxed is enough (a statistic).
     records_local_ = atom(*records_).load(std::memory_order_relaxed);
@@ -154,7 +154,7 @@ class SpscConsumer final : public Endpoint {
         read_pos_(head),
         released_(head),
         tail_cache_(tail),
-        peer_(seg_.hdr, Role::producer, seg_.geo.liveness_ms),
+        peer_(seg_.hdr, Role::producer, seg_.geo.liveness_ms, att_.peer_attaches_before()),
         waiter_(seg_.geo.wait, seg_.hdr, &seg_.hdr->data_wait, seg_.hdr->sems.data_sem, &peer_, sleep_flag()) {
     // Sole writer of cons.records: relaxed is enough (a statistic).
     records_local_ = atom(*records_).load(std::memory_order_relaxed);
