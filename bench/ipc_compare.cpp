@@ -658,6 +658,14 @@ std::uint64_t throughput_warmup(const Case& c) {
 
 void fail(benchmark::State& st, const std::string& why) { st.SkipWithError(why.c_str()); }
 
+// The end of a throughput stream: a record whose sequence number is
+// kEndFlag | (records sent before it), stamped like any other.
+constexpr std::uint64_t kEndFlag = std::uint64_t{1} << 63;
+// Each call of a throughput case moves at least this much time's worth of
+// records (estimated from the warm-up), so that no reported run rests on a
+// handful of records caught in a scheduling stall.
+constexpr double kMinBatchSeconds = 0.1;
+
 template <class Tx, class Rx>
 void run_throughput(benchmark::State& st, const Case& c) {
   Watchdog dog;
@@ -665,7 +673,6 @@ void run_throughput(benchmark::State& st, const Case& c) {
   std::string err;
   Channel ch;
   if (!ch.create(c, &err)) return fail(st, err);
-  const std::uint64_t n = static_cast<std::uint64_t>(st.max_iterations);
   const std::uint64_t warm = throughput_warmup(c);
   bench::ScopedPin pin(c.pinned ? 0 : -1);
   if (!pin.ok()) return fail(st, "cannot pin to CPU 0");
@@ -675,6 +682,7 @@ void run_throughput(benchmark::State& st, const Case& c) {
       [&](int ctl) -> int {
         ch.keep_receiver();
         std::uint64_t expect = 0;
+        bool end = false;
         std::string why;
         {
           Rx rx;
@@ -685,14 +693,18 @@ void run_throughput(benchmark::State& st, const Case& c) {
           }
           bench::send_msg(ctl, Msg::ready);
           auto on = [&](const std::byte* p, std::size_t len) {
-            if (!bench::check(p, len, size, expect)) {
+            if (end || !bench::check(p, len, size, expect)) {
+              if (!end && bench::check(p, len, size, kEndFlag | expect)) {
+                end = true;  // the producer sent exactly `expect` records
+                return true;
+              }
               why = bench::describe_bad(p, len, size, expect);
               return false;
             }
             if (++expect == warm) bench::send_msg(ctl, Msg::warm, expect);
             return true;
           };
-          while (expect < warm + n) {
+          while (!end) {
             if (!rx.poll(on)) {
               bench::send_msg(ctl, Msg::error, expect, (why.empty() ? rx.err() : why).c_str());
               return 1;
@@ -712,31 +724,35 @@ void run_throughput(benchmark::State& st, const Case& c) {
 
   const std::vector<std::byte> tmpl = bench::make_template(size);
   std::uint64_t seq = 0;
-  auto produce = [&]() -> bool {
+  auto produce = [&](std::uint64_t stamp_as) -> bool {
     std::byte* p = tx.begin(size);
     if (!p) return false;
     std::memcpy(p, tmpl.data(), size);
-    bench::stamp(p, size, seq++);
+    bench::stamp(p, size, stamp_as);
     return tx.commit(size);
   };
+  const std::int64_t w0 = bench::now_ns();
   for (std::uint64_t i = 0; i < warm; ++i) {
-    if (!produce()) return fail(st, tx.err());
+    if (!produce(seq++)) return fail(st, tx.err());
   }
   if (!tx.flush()) return fail(st, tx.err());
   if (!peer.wait(Msg::warm, nullptr, kPeerTimeoutMs, &err)) return fail(st, err);
+  const double warm_rate = static_cast<double>(warm) * 1e9 / static_cast<double>(std::max<std::int64_t>(1, bench::now_ns() - w0));
+  const auto batch = static_cast<benchmark::IterationCount>(std::clamp(warm_rate * kMinBatchSeconds, 16.0, 1e8));
 
   Msg done{};
-  std::uint64_t i = 0;
   bool ok = true;
-  for (auto _ : st) {
-    if (!produce()) {
-      ok = false;
-      err = tx.err();
-      break;
+  while (ok && st.KeepRunningBatch(batch)) {
+    for (benchmark::IterationCount j = 0; j < batch; ++j) {
+      if (!produce(seq++)) {
+        ok = false;
+        err = tx.err();
+        break;
+      }
     }
-    if (++i == n) {
-      // The clock stops when the receiver has the last record.
-      if (!tx.flush()) {
+    if (ok && st.iterations() >= st.max_iterations) {
+      // The last batch: the clock stops when the receiver has every record.
+      if (!produce(kEndFlag | seq) || !tx.flush()) {
         ok = false;
         err = tx.err();
       } else if (!peer.wait(Msg::done, &done, kPeerTimeoutMs, &err)) {
@@ -746,9 +762,10 @@ void run_throughput(benchmark::State& st, const Case& c) {
   }
   if (!ok) return fail(st, err);
   peer.reap();
-  if (done.value != warm + n) return fail(st, "receiver accepted " + std::to_string(done.value) + " records, sent " +
-                                                  std::to_string(warm + n));
+  if (done.value != seq) return fail(st, "receiver accepted " + std::to_string(done.value) + " records, sent " +
+                                             std::to_string(seq));
   if (!peer.exited_ok()) return fail(st, "receiver exited with an error");
+  const std::uint64_t n = seq - warm;
   st.SetItemsProcessed(static_cast<std::int64_t>(n));
   st.SetBytesProcessed(static_cast<std::int64_t>(n * size));
   if (ch.depth != 0) st.counters["queue_depth"] = static_cast<double>(ch.depth);
