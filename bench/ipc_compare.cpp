@@ -112,6 +112,10 @@ struct Case {
   Mode mode;
   std::size_t size;
   bool pinned;
+  // Records per timed batch, calibrated by the first call and kept, so that
+  // every repetition of a case runs the same number of iterations (Google
+  // Benchmark requires it).
+  mutable std::int64_t batch = 0;
 };
 
 std::size_t pow2_ceil(std::size_t x) {
@@ -738,7 +742,8 @@ void run_throughput(benchmark::State& st, const Case& c) {
   if (!tx.flush()) return fail(st, tx.err());
   if (!peer.wait(Msg::warm, nullptr, kPeerTimeoutMs, &err)) return fail(st, err);
   const double warm_rate = static_cast<double>(warm) * 1e9 / static_cast<double>(std::max<std::int64_t>(1, bench::now_ns() - w0));
-  const auto batch = static_cast<benchmark::IterationCount>(std::clamp(warm_rate * kMinBatchSeconds, 16.0, 1e8));
+  if (c.batch == 0) c.batch = static_cast<std::int64_t>(std::clamp(warm_rate * kMinBatchSeconds, 16.0, 1e8));
+  const auto batch = static_cast<benchmark::IterationCount>(c.batch);
 
   Msg done{};
   bool ok = true;
