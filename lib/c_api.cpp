@@ -1,6 +1,7 @@
 // The C API: a thin layer over detail::Endpoint. No exception crosses it.
 #include <cstring>
 #include <new>
+#include <type_traits>
 
 #include "endpoint.hpp"
 #include "shmring/shmring.h"
@@ -15,14 +16,26 @@ using shmring::Errc;
 
 int rc(Errc e) noexcept { return static_cast<int>(e); }
 
+// A C caller (or another language through the C ABI) may pass any 32-bit
+// pattern in an enum field. In C++ loading an enum object whose value lies
+// outside the enum's range is undefined, so the bits are copied out as an
+// integer and compared with the enumerators as integers.
+template <class E>
+long long raw(const E& e) noexcept {
+  std::underlying_type_t<E> v;
+  static_assert(sizeof v == sizeof e);
+  std::memcpy(&v, &e, sizeof v);
+  return static_cast<long long>(v);
+}
+
 bool to_config(const shmring_config* c, shmring::Config* out) {
-  switch (c->kind) {
+  switch (raw(c->kind)) {
     case SHMRING_SPSC: out->kind = shmring::Kind::spsc; break;
     case SHMRING_MPMC: out->kind = shmring::Kind::mpmc; break;
     case SHMRING_LOCKED: out->kind = shmring::Kind::locked; break;
     default: return false;
   }
-  switch (c->wait) {
+  switch (raw(c->wait)) {
     case SHMRING_WAIT_FUTEX: out->wait = shmring::WaitStrategy::futex; break;
     case SHMRING_WAIT_SPIN: out->wait = shmring::WaitStrategy::spin; break;
     case SHMRING_WAIT_SEM: out->wait = shmring::WaitStrategy::sem; break;
@@ -72,7 +85,7 @@ int shmring_open(const char* name, shmring_role role, shmring_t** out) {
     *out = nullptr;
     if (name == nullptr) return rc(shmring::detail::fail(Errc::invalid_argument, "", "null name"));
     shmring::Role r;
-    switch (role) {
+    switch (raw(role)) {
       case SHMRING_PRODUCER: r = shmring::Role::producer; break;
       case SHMRING_CONSUMER: r = shmring::Role::consumer; break;
       default: return rc(shmring::detail::fail(Errc::invalid_argument, name, "unknown role"));
