@@ -89,11 +89,22 @@ class MpmcBase : public Endpoint {
   // it checks the holder, and after the stall bound gives up on it. With
   // urgent_ (no peer of the holder's role is alive any more) the holder is
   // checked at once.
+  //
+  // The first sight of a new (t, w) reads no clock: under traffic the
+  // other side is usually mid-record (a consumer sees WRITING, a producer
+  // on a full ring sees READING) and is done by the next look, and a clock
+  // read per record was ~10% of mpmc's cost. The time stamp is taken at the
+  // second sight; the Waiter looks twice per sleep round (after the sleep
+  // and at W3), so this delays a verdict by no sleep, only by one poll.
   Verdict judge(std::uint64_t t, std::uint64_t w) noexcept {
-    const std::int64_t now = monotonic_ns();
     if (t != stuck_t_ || w != stuck_w_) {
       stuck_t_ = t;
       stuck_w_ = w;
+      stuck_since_ = 0;  // not stamped yet
+      if (!urgent_) return Verdict::wait;
+    }
+    const std::int64_t now = monotonic_ns();
+    if (stuck_since_ == 0) {
       stuck_since_ = now;
       stuck_next_ = now + kClaimCheckNs;
       if (!urgent_) return Verdict::wait;
@@ -174,8 +185,10 @@ class MpmcProducer final : public MpmcBase {
     atom(s->len).store(static_cast<std::uint32_t>(n), std::memory_order_relaxed);
     SHMRING_CRASHPOINT("mpmc.commit.before_publish");
     std::uint64_t w = make_word(lap(claim_), me_, kSlotWriting);
-    // MP-R1: release, publishes the payload and len; pairs with MC-A1.
-    if (!atom(s->word).compare_exchange_strong(w, make_word(lap(claim_), 0, kSlotFull), std::memory_order_release,
+    // MP-R1: release (seq_cst: it is also P1-RMW of the wake-up protocol,
+    // see notify_after_seq_cst_rmw), publishes the payload and len; pairs
+    // with MC-A1.
+    if (!atom(s->word).compare_exchange_strong(w, make_word(lap(claim_), 0, kSlotFull), std::memory_order_seq_cst,
                                                std::memory_order_relaxed)) {
       if (word_state(w) == kSlotAbandoned && word_owner(w) == me_) {
         // We stalled and consumers gave up on us: acknowledge, so the
@@ -194,7 +207,8 @@ class MpmcProducer final : public MpmcBase {
       if (was_reset()) return Errc::reset;
       return quarantine("slot " + std::to_string(claim_ & (n_ - 1)) + " changed under its claimer");
     }
-    notify(seg_.geo.wait, *seg_.hdr, seg_.hdr->data_wait, seg_.hdr->sems.data_sem);
+    // No fence: MP-R1 is a seq_cst RMW (P1-RMW).
+    notify_after_seq_cst_rmw(seg_.geo.wait, *seg_.hdr, seg_.hdr->data_wait, seg_.hdr->sems.data_sem);
     return Errc::ok;
   }
 
@@ -205,7 +219,6 @@ class MpmcProducer final : public MpmcBase {
     for (;;) {
       // T-A1: acquire, pairs with T-R1.
       const std::uint64_t t = atom(seg_.hdr->prod.tail).load(std::memory_order_acquire);
-      const std::uint64_t h = atom(seg_.hdr->cons.head).load(std::memory_order_acquire);  // T-A1
       SlotHeader* s = slot(t);
       const std::uint64_t L = lap(t);
       // MP-A1: acquire, pairs with MC-R1: the previous lap's reader is done.
@@ -229,7 +242,11 @@ class MpmcProducer final : public MpmcBase {
       if (st == kSlotAbandoned || st == kSlotAbandonedReleased || d > 0 || (d == 0 && st != kSlotEmpty)) {
         // A quarantined slot is skipped; a ticket somebody else claimed (or
         // that is already stale) is helped along. Never run more than a
-        // ring's length ahead of the consumers.
+        // ring's length ahead of the consumers. cons.head is read only
+        // here: every consumer writes it on every take, so a load on the
+        // fast path would cost a cross-core miss per record.
+        // T-A1: acquire, pairs with T-R1.
+        const std::uint64_t h = atom(seg_.hdr->cons.head).load(std::memory_order_acquire);
         if (static_cast<std::int64_t>(t - h) >= static_cast<std::int64_t>(n_)) return Errc::would_block;
         help_advance(&seg_.hdr->prod.tail, t);
         continue;
@@ -299,13 +316,15 @@ class MpmcConsumer final : public MpmcBase {
     has_take_ = false;
     SHMRING_CRASHPOINT("mpmc.release.before_publish");
     std::uint64_t w = make_word(lap(take_), me_, kSlotReading);
-    // MC-R1: release, our reads of the slot are done; pairs with MP-A1.
+    // MC-R1: release (seq_cst: also P1-RMW of the wake-up protocol), our
+    // reads of the slot are done; pairs with MP-A1.
     if (!atom(slot(take_)->word).compare_exchange_strong(w, make_word(lap(take_) + 1, 0, kSlotEmpty),
-                                                         std::memory_order_release, std::memory_order_relaxed)) {
+                                                         std::memory_order_seq_cst, std::memory_order_relaxed)) {
       if (was_reset()) return Errc::reset;
       return quarantine("slot " + std::to_string(take_ & (n_ - 1)) + " changed under its reader");
     }
-    notify(seg_.geo.wait, *seg_.hdr, seg_.hdr->space_wait, seg_.hdr->sems.space_sem);
+    // No fence: MC-R1 is a seq_cst RMW (P1-RMW).
+    notify_after_seq_cst_rmw(seg_.geo.wait, *seg_.hdr, seg_.hdr->space_wait, seg_.hdr->sems.space_sem);
     return Errc::ok;
   }
 
