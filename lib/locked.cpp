@@ -42,6 +42,40 @@ timespec abs_timespec(std::int64_t ns) noexcept {
   return ts;
 }
 
+// Robust + process-shared, NORMAL type (not ERRORCHECK/RECURSIVE: their
+// owner checks compare thread ids, which collide across pid namespaces).
+bool init_robust_mutex(pthread_mutex_t* m) noexcept {
+  pthread_mutexattr_t a;
+  if (::pthread_mutexattr_init(&a) != 0) return false;
+  const bool ok = ::pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED) == 0 &&
+                  ::pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST) == 0 &&
+                  ::pthread_mutexattr_settype(&a, PTHREAD_MUTEX_NORMAL) == 0 && ::pthread_mutex_init(m, &a) == 0;
+  ::pthread_mutexattr_destroy(&a);
+  return ok;
+}
+
+int reference_mutex_kind() noexcept {
+  pthread_mutex_t m;
+  if (!init_robust_mutex(&m)) return -1;
+  const int kind = m.__data.__kind;
+  ::pthread_mutex_destroy(&m);
+  return kind;
+}
+
+// glibc aborts on some damaged robust mutexes instead of failing (it reads
+// the type from the mutex on every call), so the kind word is compared with
+// a freshly initialised mutex's before the first lock and before every
+// lock after it. glibc-specific: __data.__kind. A peer that changes it
+// between this check and glibc's own read can still win that race
+// (docs/reliability.md).
+bool mutex_plausible(const unsigned char* m) noexcept {
+  static const int want = reference_mutex_kind();
+  const auto* pm = reinterpret_cast<const pthread_mutex_t*>(m);
+  // Relaxed: a plausibility check of a word only glibc's own calls use; it
+  // orders nothing.
+  return atom(const_cast<int&>(pm->__data.__kind)).load(std::memory_order_relaxed) == want;
+}
+
 // One robust mutex of the lock block, with the repair protocol.
 class RobustLock {
  public:
@@ -51,17 +85,23 @@ class RobustLock {
   RobustLock(unsigned char* m, std::uint64_t* holder, std::uint64_t* recoveries, pid_t pid) noexcept
       : m_(reinterpret_cast<pthread_mutex_t*>(m)), holder_(holder), recoveries_(recoveries), pid_(pid) {}
 
-  // deadline: absolute CLOCK_MONOTONIC ns, or 0 for a single try. Returns ok
+  // try_only: a single try. Otherwise deadline(now) gives the call's
+  // absolute CLOCK_MONOTONIC deadline; it is asked only when the mutex is
+  // busy, so a free mutex (the common case) costs no clock read. Returns ok
   // (held), would_block (busy), or corrupt (unrecoverable). `repair` runs
   // under the lock after a holder died, before the mutex is marked
   // consistent; it must be idempotent and return ok or corrupt.
-  template <class Repair>
-  Errc lock(std::int64_t deadline, Repair&& repair) {
-    int rc = 0;
-    if (deadline == 0) {
-      rc = ::pthread_mutex_trylock(m_);
-    } else {
-      const std::int64_t until = std::min(deadline, monotonic_ns() + kLockSliceNs);
+  template <class Deadline, class Repair>
+  Errc lock(bool try_only, Deadline&& deadline, Repair&& repair) {
+    // The kind word was checked at open; a peer may have damaged it since,
+    // and glibc can abort on a damaged robust mutex instead of failing.
+    if (!mutex_plausible(reinterpret_cast<const unsigned char*>(m_))) return Errc::corrupt;
+    // A try first: it takes a free mutex (and an owner-died one, with
+    // EOWNERDEAD) exactly like the timed lock, without reading the clock.
+    int rc = ::pthread_mutex_trylock(m_);
+    if (rc == EBUSY && !try_only) {
+      const std::int64_t now = monotonic_ns();
+      const std::int64_t until = std::min(deadline(now), now + kLockSliceNs);
       const timespec ts = abs_timespec(until);
       // clocklock on CLOCK_MONOTONIC: a wall-clock step cannot stretch it.
       rc = ::pthread_mutex_clocklock(m_, CLOCK_MONOTONIC, &ts);
@@ -98,10 +138,14 @@ class RobustLock {
   pid_t pid_;
 };
 
-std::int64_t deadline_for(std::int64_t timeout_ns) noexcept {
-  if (timeout_ns == 0) return 0;
+// The deadline of a call with timeout_ns (not 0) for a lock that found the
+// mutex busy at `now`: the waiter's own deadline once it has read the clock,
+// before that (its first polls) now + timeout_ns, which is later by at most
+// those polls.
+std::int64_t lock_deadline(const Waiter& w, std::int64_t timeout_ns, std::int64_t now) noexcept {
   if (timeout_ns < 0) return INT64_MAX;
-  return monotonic_ns() + timeout_ns;
+  const std::int64_t d = w.deadline();
+  return d != 0 ? d : now + timeout_ns;
 }
 
 class LockedProducer final : public Endpoint {
@@ -123,8 +167,7 @@ class LockedProducer final : public Endpoint {
     if (was_reset()) return Errc::reset;
     if (n > area_.max_record) return Errc::too_big;
     has_reservation_ = false;  // a second reserve replaces the first
-    const std::int64_t deadline = deadline_for(timeout_ns);
-    const Errc e = waiter_.wait([&] { return acquire_space(n, deadline); }, timeout_ns);
+    const Errc e = waiter_.wait([&] { return acquire_space(n, timeout_ns); }, timeout_ns);
     if (e != Errc::ok) return e;
     SHMRING_CRASHPOINT("locked.reserve");
     reserved_pos_ = place_record(area_, write_pos_, n);
@@ -160,8 +203,11 @@ class LockedProducer final : public Endpoint {
     if (moved) {
       // LP-R1: release, publishes the records; pairs with LC-A1.
       atom(seg_.hdr->prod.tail).store(write_pos_, std::memory_order_release);
-      // Statistic; producers are serialised by the mutex.
-      atom(seg_.hdr->prod.records).fetch_add(pending_records_, std::memory_order_relaxed);
+      // Statistic; producers are serialised by the mutex, so a plain
+      // load and store (no locked RMW) count exactly; a holder that dies
+      // between them leaves the count short, never the ring wrong.
+      auto rec = atom(seg_.hdr->prod.records);
+      rec.store(rec.load(std::memory_order_relaxed) + pending_records_, std::memory_order_relaxed);
       pending_records_ = 0;
       published_ = write_pos_;
       SHMRING_CRASHPOINT("locked.commit.after_publish");
@@ -174,9 +220,11 @@ class LockedProducer final : public Endpoint {
 
  private:
   // Under the producer lock: is there room for n bytes at the tail?
-  Errc acquire_space(std::size_t n, std::int64_t deadline) {
+  Errc acquire_space(std::size_t n, std::int64_t timeout_ns) {
     if (!holding_) {
-      const Errc e = lock_.lock(deadline, [&] { return check_indices(); });
+      const Errc e = lock_.lock(
+          timeout_ns == 0, [&](std::int64_t now) { return lock_deadline(waiter_, timeout_ns, now); },
+          [&] { return check_indices(); });
       if (e == Errc::corrupt) return quarantine("producer lock unusable or indices damaged");
       if (e != Errc::ok) return e;
       holding_ = true;
@@ -184,13 +232,20 @@ class LockedProducer final : public Endpoint {
       // (or, after its death, by EOWNERDEAD's acquire); acquire anyway.
       published_ = write_pos_ = atom(seg_.hdr->prod.tail).load(std::memory_order_acquire);
     }
+    // The head as last read (by this process) is at most the real one: the
+    // head only moves forward, so it can only under-state the space. It is
+    // reloaded only when it says full, as in the spsc ring: a load per
+    // record would miss on the consumers' line every time.
+    const std::uint64_t need = bytes_needed(area_, write_pos_, n);
+    if (indices_sane(area_, head_seen_, published_) && write_pos_ + need - head_seen_ <= area_.cap) return Errc::ok;
     // LP-A1: acquire, pairs with LC-R1: consumers are done with that space.
     const std::uint64_t h = atom(seg_.hdr->cons.head).load(std::memory_order_acquire);
     if (!indices_sane(area_, h, published_)) {
       flush();
       return quarantine("consumer index " + std::to_string(h) + " out of range");
     }
-    if (write_pos_ + bytes_needed(area_, write_pos_, n) - h <= area_.cap) return Errc::ok;
+    head_seen_ = h;
+    if (write_pos_ + need - h <= area_.cap) return Errc::ok;
     flush();  // full: publish what we deferred and let the others in
     return Errc::would_block;
   }
@@ -210,6 +265,7 @@ class LockedProducer final : public Endpoint {
   RobustLock lock_;
   PeerWatch peer_;
   Waiter waiter_;
+  std::uint64_t head_seen_ = 0;  // cons.head as last loaded (LP-A1); never ahead of it
   std::uint64_t write_pos_ = 0;  // valid while holding_
   std::uint64_t published_ = 0;  // tail as last stored (valid while holding_)
   std::uint64_t reserved_pos_ = 0;
@@ -238,8 +294,7 @@ class LockedConsumer final : public Endpoint {
     if (corrupt_) return Errc::corrupt;
     if (was_reset()) return Errc::reset;
     if (!has_peek_) {
-      const std::int64_t deadline = deadline_for(timeout_ns);
-      const Errc e = waiter_.wait([&] { return next_record(deadline); }, timeout_ns);
+      const Errc e = waiter_.wait([&] { return next_record(timeout_ns); }, timeout_ns);
       if (e != Errc::ok) return e;
     }
     SHMRING_CRASHPOINT("locked.peek");
@@ -272,8 +327,10 @@ class LockedConsumer final : public Endpoint {
     if (moved) {
       // LC-R1: release, hands the space back; pairs with LP-A1.
       atom(seg_.hdr->cons.head).store(read_pos_, std::memory_order_release);
-      // Statistic; consumers are serialised by the mutex.
-      atom(seg_.hdr->cons.records).fetch_add(pending_records_, std::memory_order_relaxed);
+      // Statistic; consumers are serialised by the mutex (plain load and
+      // store, as for prod.records).
+      auto rec = atom(seg_.hdr->cons.records);
+      rec.store(rec.load(std::memory_order_relaxed) + pending_records_, std::memory_order_relaxed);
       pending_records_ = 0;
       released_ = read_pos_;
       SHMRING_CRASHPOINT("locked.release.after_publish");
@@ -285,24 +342,38 @@ class LockedConsumer final : public Endpoint {
   }
 
  private:
-  Errc next_record(std::int64_t deadline) {
+  Errc next_record(std::int64_t timeout_ns) {
     if (!holding_) {
-      const Errc e = lock_.lock(deadline, [&] { return check_indices(); });
+      const Errc e = lock_.lock(
+          timeout_ns == 0, [&](std::int64_t now) { return lock_deadline(waiter_, timeout_ns, now); },
+          [&] { return check_indices(); });
       if (e == Errc::corrupt) return quarantine("consumer lock unusable or indices damaged");
       if (e != Errc::ok) return e;
       holding_ = true;
       // Ordered by the mutex; acquire pairs with LC-R1 of a holder that died.
       released_ = read_pos_ = atom(seg_.hdr->cons.head).load(std::memory_order_acquire);
     }
-    // LC-A1: acquire, pairs with LP-R1: the records before tail are whole.
-    const std::uint64_t t = atom(seg_.hdr->prod.tail).load(std::memory_order_acquire);
-    if (!indices_sane(area_, released_, t) || t - read_pos_ > area_.cap) {
-      flush();
-      return quarantine("producer index " + std::to_string(t) + " out of range");
-    }
     std::uint32_t len = 0;
     std::string why;
-    const Errc e = find_record(area_, &read_pos_, t, &len, &why);
+    // The tail as last read (by this process): records before it were
+    // whole when LC-A1 read it and stay so until released. While it is
+    // ahead of our position it is used as is, as in the spsc ring; it is
+    // reloaded only when it says empty (or when other consumers have moved
+    // the head past it).
+    Errc e = Errc::would_block;
+    if (static_cast<std::int64_t>(tail_seen_ - read_pos_) > 0 && indices_sane(area_, released_, tail_seen_)) {
+      e = find_record(area_, &read_pos_, tail_seen_, &len, &why);
+    }
+    if (e == Errc::would_block) {
+      // LC-A1: acquire, pairs with LP-R1: the records before tail are whole.
+      const std::uint64_t t = atom(seg_.hdr->prod.tail).load(std::memory_order_acquire);
+      if (!indices_sane(area_, released_, t) || t - read_pos_ > area_.cap) {
+        flush();
+        return quarantine("producer index " + std::to_string(t) + " out of range");
+      }
+      tail_seen_ = t;
+      e = find_record(area_, &read_pos_, t, &len, &why);
+    }
     if (e == Errc::ok) {
       peek_len_ = len;
       has_peek_ = true;
@@ -328,6 +399,7 @@ class LockedConsumer final : public Endpoint {
   RobustLock lock_;
   PeerWatch peer_;
   Waiter waiter_;
+  std::uint64_t tail_seen_ = 0;  // prod.tail as last loaded (LC-A1); never ahead of it
   std::uint64_t read_pos_ = 0;  // valid while holding_
   std::uint64_t released_ = 0;  // head as last stored (valid while holding_)
   std::uint64_t pending_records_ = 0;
@@ -340,32 +412,13 @@ class LockedConsumer final : public Endpoint {
 }  // namespace
 
 Errc init_locked_mutexes(Header* h) {
-  pthread_mutexattr_t a;
-  if (::pthread_mutexattr_init(&a) != 0) return Errc::system_error;
-  // Robust + process-shared, NORMAL type (not ERRORCHECK/RECURSIVE: their
-  // owner checks compare thread ids, which collide across pid namespaces).
-  bool ok = ::pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED) == 0 &&
-            ::pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST) == 0 &&
-            ::pthread_mutexattr_settype(&a, PTHREAD_MUTEX_NORMAL) == 0;
-  ok = ok && ::pthread_mutex_init(reinterpret_cast<pthread_mutex_t*>(h->lock.prod_mutex), &a) == 0 &&
-       ::pthread_mutex_init(reinterpret_cast<pthread_mutex_t*>(h->lock.cons_mutex), &a) == 0;
-  ::pthread_mutexattr_destroy(&a);
+  const bool ok = init_robust_mutex(reinterpret_cast<pthread_mutex_t*>(h->lock.prod_mutex)) &&
+                  init_robust_mutex(reinterpret_cast<pthread_mutex_t*>(h->lock.cons_mutex));
   return ok ? Errc::ok : Errc::system_error;
 }
 
 bool locked_mutexes_plausible(const Header& h) noexcept {
-  // glibc aborts on some damaged robust mutexes instead of failing, so the
-  // mutex kind word is compared with a freshly initialised reference before
-  // the first lock. (glibc-specific: __data.__kind.)
-  Header ref{};
-  if (init_locked_mutexes(&ref) != Errc::ok) return false;
-  const auto* rm = reinterpret_cast<const pthread_mutex_t*>(ref.lock.prod_mutex);
-  for (const unsigned char* m : {h.lock.prod_mutex, h.lock.cons_mutex}) {
-    const auto* pm = reinterpret_cast<const pthread_mutex_t*>(m);
-    const int kind = atom(const_cast<int&>(pm->__data.__kind)).load(std::memory_order_relaxed);
-    if (kind != rm->__data.__kind) return false;
-  }
-  return true;
+  return mutex_plausible(h.lock.prod_mutex) && mutex_plausible(h.lock.cons_mutex);
 }
 
 std::unique_ptr<Endpoint> make_locked_endpoint(OpenedSegment seg, Attachment att, Role role, Errc* err) {

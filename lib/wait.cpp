@@ -6,8 +6,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstring>
 
 namespace shmring::detail {
 
@@ -20,6 +22,38 @@ timespec to_timespec(std::int64_t ns) noexcept {
   ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
   ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
   return ts;
+}
+
+// glibc reads the futex flags of a sem_t from the semaphore itself (the int
+// after the 64-bit value word) on every sem_post and sem_clockwait, and
+// aborts the process (futex_fatal_error) when the kernel refuses them. A
+// peer that scribbles over the ring could therefore kill us through a
+// semaphore. So before every call that word is compared with the one a
+// freshly initialised process-shared semaphore holds; on a mismatch the
+// call is skipped: no post (waiters still re-check on their bounded sleeps)
+// and a short plain sleep instead of the wait. glibc-specific, like the
+// mutex kind check in locked.cpp; the segment's ABI tag already pins
+// sizeof(sem_t). A peer that changes the word between this check and
+// glibc's own read can still win that race (docs/reliability.md).
+constexpr std::size_t kSemFlagsOffset = 8;
+static_assert(sizeof(sem_t) >= kSemFlagsOffset + sizeof(int));
+
+int reference_sem_flags() noexcept {
+  sem_t ref;
+  int flags = -1;
+  if (::sem_init(&ref, 1, 0) == 0) {
+    std::memcpy(&flags, reinterpret_cast<const unsigned char*>(&ref) + kSemFlagsOffset, sizeof flags);
+    ::sem_destroy(&ref);
+  }
+  return flags;
+}
+
+bool sem_plausible(unsigned char* sem) noexcept {
+  static const int want = reference_sem_flags();
+  auto* flags = reinterpret_cast<int*>(sem + kSemFlagsOffset);
+  // Relaxed: a plausibility check of a word only glibc's own calls use; it
+  // orders nothing.
+  return std::atomic_ref<int>(*flags).load(std::memory_order_relaxed) == want;
 }
 
 }  // namespace
@@ -66,6 +100,12 @@ void note_idle_wake(Header& h, WaitLine& line) noexcept {
 void sem_sleep(unsigned char* sem, std::int64_t until_ns) noexcept {
   // sem_clockwait: CLOCK_MONOTONIC, so a wall-clock step does not move the
   // deadline (sem_timedwait uses CLOCK_REALTIME).
+  if (!sem_plausible(sem)) {
+    // A damaged semaphore: sleep 1 ms at most, then the caller re-checks.
+    const timespec ts = to_timespec(std::min(until_ns, monotonic_ns() + 1'000'000));
+    ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
+    return;
+  }
   const timespec ts = to_timespec(until_ns == INT64_MAX ? INT64_MAX / 2 : until_ns);
   ::sem_clockwait(reinterpret_cast<sem_t*>(sem), CLOCK_MONOTONIC, &ts);
 }
@@ -74,6 +114,7 @@ void sem_wake(unsigned char* sem, std::uint32_t waiters) noexcept {
   // The semaphore counts "something happened" events only; it is never a
   // lock. Post up to one token per announced waiter; extra tokens cost a
   // spurious re-check, never a lost wake-up.
+  if (!sem_plausible(sem)) return;  // damaged: see sem_plausible()
   auto* s = reinterpret_cast<sem_t*>(sem);
   int value = 0;
   if (::sem_getvalue(s, &value) == 0 && value >= static_cast<int>(waiters > 64 ? 64 : waiters)) return;
