@@ -362,9 +362,8 @@ bool resolve(const char* cmd, const std::string& arg, std::string* entry, int* c
   return true;
 }
 
+}  // namespace
 
-// One object, as `inspect NAME` and `verify NAME` do it: the report on
-// *out, the error line (if any) through fail(), the exit status returned.
 int inspect_one(int dirfd, const std::string& arg, bool json, std::string* out) {
   std::string entry;
   int code = 0;
@@ -409,6 +408,8 @@ int verify_one(int dirfd, const std::string& arg, std::string* out) {
   }
   return report_failure("verify", r);
 }
+
+namespace {
 
 // The hidden test mode `--batch-stdin` (docs/shmtool.md, "Testing hooks"):
 // one NAME per stdin line, each run through exactly the code of a single

@@ -19,6 +19,16 @@ int cmd_push(int argc, char** argv);
 int cmd_pop(int argc, char** argv);
 int cmd_watch(int argc, char** argv);
 
+// The whole command line (argv[0] is the program), as main() runs it.
+int run(int argc, char** argv);
+
+// One object of the directory dirfd, exactly as `inspect NAME [--json]` and
+// `verify NAME` handle it: the report on *out, the error line (if any)
+// through fail(), the exit status returned. Used by the batch mode and by the
+// fuzz targets.
+int inspect_one(int dirfd, const std::string& arg, bool json, std::string* out);
+int verify_one(int dirfd, const std::string& arg, std::string* out);
+
 // Help text of a command (nullptr: unknown command).
 const char* command_help(const std::string& cmd);
 

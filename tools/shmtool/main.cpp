@@ -1,7 +1,7 @@
 // shmtool: list, inspect, verify, create, reset, rm, push, pop and watch
 // shmring rings. The command set and the exit codes are a fixed contract
-// (design.md); docs/shmtool.md is the manual.
-#include <signal.h>
+// (design.md); docs/shmtool.md is the manual. This file holds the usage
+// texts and the dispatch; shmtool.cpp holds main().
 
 #include <cstdio>
 #include <cstring>
@@ -162,12 +162,7 @@ bool parse_command(const char* cmd, int argc, char** argv, const std::vector<Opt
   return true;
 }
 
-}  // namespace shmtool
-
-int main(int argc, char** argv) {
-  using namespace shmtool;
-  // A closed stdout (shmtool pop | head) is an error return, not a signal.
-  ::signal(SIGPIPE, SIG_IGN);
+int run(int argc, char** argv) {
   if (argc < 2) {
     std::fputs(kUsage, stderr);
     return kExitUsage;
@@ -196,3 +191,5 @@ int main(int argc, char** argv) {
   if (cmd == "watch") return cmd_watch(sub_argc, sub_argv);
   return fail(kExitUsage, escape_text(cmd), "", "unknown command (see shmtool --help)");
 }
+
+}  // namespace shmtool

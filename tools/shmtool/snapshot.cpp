@@ -714,11 +714,13 @@ std::string make_diagnosis(const Report& r) {
 
 int open_shm_dir() { return ::open(kShmDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC); }
 
+int g_recheck_pause_ms = 2;
+
 Report examine(int dirfd, const std::string& entry, Depth depth) {
   Report r = examine_once(dirfd, entry, depth);
   // A problem seen while live peers run may be a torn copy: look again.
   for (int i = 0; i < 3 && !r.problems.empty() && r.live > 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    std::this_thread::sleep_for(std::chrono::milliseconds(g_recheck_pause_ms));
     r = examine_once(dirfd, entry, depth);
   }
   r.diagnosis = make_diagnosis(r);

@@ -145,5 +145,8 @@ enum class Depth { header, full };
 // in one copy is re-checked in up to three more copies before it is
 // reported (verify reads a live ring racily; see docs/shmtool.md).
 Report examine(int dirfd, const std::string& entry, Depth depth);
+// The pause between those copies (2 ms). The fuzz targets set 0: their
+// "live peers" are pids the input names.
+extern int g_recheck_pause_ms;
 
 }  // namespace shmtool
