@@ -44,6 +44,14 @@ namespace {
 // How often a slot held past its time is checked for a dead holder.
 constexpr std::int64_t kClaimCheckNs = 1'000'000;
 
+// Steps one try_claim / try_take may take before it hands back to the
+// waiter. Honest tickets need at most about a ring's length of skips; a
+// forged ticket (a broken or hostile peer wrote prod.tail or cons.head) can
+// look 2^39 laps behind the slot words, and helping it forward one slot at
+// a time would never return. Returning would_block lets the waiter check the
+// deadline and call again (tests/hardening/ticket_test.cpp).
+constexpr std::uint64_t max_steps(std::uint64_t slots) noexcept { return 4 * slots + 1024; }
+
 std::uint64_t stride_for(std::uint64_t slot_size) noexcept {
   return (sizeof(SlotHeader) + slot_size + kCacheLine - 1) & ~std::uint64_t{kCacheLine - 1};
 }
@@ -216,7 +224,8 @@ class MpmcProducer final : public MpmcBase {
 
  private:
   Errc try_claim() {
-    for (;;) {
+    for (std::uint64_t step = 0;; ++step) {
+      if (step > max_steps(n_)) return Errc::would_block;
       // T-A1: acquire, pairs with T-R1.
       const std::uint64_t t = atom(seg_.hdr->prod.tail).load(std::memory_order_acquire);
       SlotHeader* s = slot(t);
@@ -351,7 +360,8 @@ class MpmcConsumer final : public MpmcBase {
   }
 
   Errc try_take() {
-    for (;;) {
+    for (std::uint64_t step = 0;; ++step) {
+      if (step > max_steps(n_)) return Errc::would_block;
       // T-A1: acquire, pairs with T-R1.
       const std::uint64_t t = atom(seg_.hdr->cons.head).load(std::memory_order_acquire);
       SlotHeader* s = slot(t);
