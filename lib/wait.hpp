@@ -129,6 +129,7 @@ class Waiter {
   // docs/liveness.md says nobody is left to unblock us.
   template <class Ready>
   Errc wait(Ready&& ready, std::int64_t timeout_ns) {
+    deadline_ = 0;
     Errc e = ready();
     if (e != Errc::would_block) return e;
     if (timeout_ns != 0) {
@@ -147,6 +148,7 @@ class Waiter {
     if (peer_gone(now, ready, &e)) return e;
     if (timeout_ns == 0) return Errc::would_block;
     const std::int64_t deadline = timeout_ns < 0 ? INT64_MAX : now + timeout_ns;
+    deadline_ = deadline;
     const std::int64_t start = now;
     const std::int64_t busy_until = s_ == WaitStrategy::spin ? INT64_MAX : now + kBusyNs;
     // Busy phase.
@@ -192,6 +194,11 @@ class Waiter {
     }
   }
 
+  // The running wait's absolute deadline once it has read the clock (after
+  // its first polls), 0 before that. ready() may use it to bound a blocking
+  // step of its own (the locked kind's timed mutex lock).
+  std::int64_t deadline() const noexcept { return deadline_; }
+
  private:
   template <class Ready>
   bool peer_gone(std::int64_t now, Ready& ready, Errc* e) {
@@ -215,6 +222,7 @@ class Waiter {
   std::uint64_t* sleep_flag_;
   std::uint64_t sleep_bit_;
   std::uint32_t gen_;
+  std::int64_t deadline_ = 0;
 };
 
 }  // namespace shmring::detail
