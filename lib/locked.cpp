@@ -121,15 +121,18 @@ class RobustLock {
       rc = 0;
     }
     if (rc != 0) return Errc::corrupt;  // ENOTRECOVERABLE, EINVAL: a damaged lock
-    // Diagnostic for shmtool (who holds it); ordered by the mutex.
-    atom(*holder_).store(static_cast<std::uint64_t>(pid_), std::memory_order_relaxed);
+    // Diagnostic for shmtool (who holds it, or held it last); ordered by the
+    // mutex. Written only when it changes and never cleared: prod_holder and
+    // cons_holder share a cache line, and a store per lock and unlock on
+    // both sides made that line cross cores up to four times per record.
+    // shmtool decides free/held from glibc's lock word and uses this field
+    // only to name the holder (docs/format.md).
+    if (atom(*holder_).load(std::memory_order_relaxed) != static_cast<std::uint64_t>(pid_))
+      atom(*holder_).store(static_cast<std::uint64_t>(pid_), std::memory_order_relaxed);
     return Errc::ok;
   }
 
-  void unlock() noexcept {
-    atom(*holder_).store(0, std::memory_order_relaxed);  // diagnostic, see lock()
-    ::pthread_mutex_unlock(m_);
-  }
+  void unlock() noexcept { ::pthread_mutex_unlock(m_); }
 
  private:
   pthread_mutex_t* m_;
