@@ -74,6 +74,31 @@ void sem_wake(unsigned char* sem, std::uint32_t waiters) noexcept;
 // the fast path makes none).
 std::uint64_t wake_syscalls() noexcept;
 
+// Bit 0 of WaitLine::seq (futex strategy): a waiter announced that it sleeps
+// on the current value (W2 sets it), and no publisher has woken it since
+// (P3 clears it while it changes the value). Publishers that find it clear
+// make no system call even while `waiters` is non-zero: the sleepers it
+// counts were already woken and are on their way out (their W5 has not run
+// yet), or were killed while asleep. Without it every publish in that
+// window was a FUTEX_WAKE that found nobody.
+inline constexpr std::uint32_t kSeqSleeperBit = 1;
+
+// P2b/P3, futex: wakes the line's sleepers if one announced itself on the
+// current seq value. Called after P2 found waiters != 0.
+inline void futex_wake_line(Header& h, WaitLine& line) noexcept {
+  // P2b: seq_cst load; after F-P (or P1-RMW), it reads W2's value or a
+  // later one whenever the waiter's re-check W3 missed our publication
+  // (docs/wait-strategies.md, "Waking once per announcement").
+  std::uint32_t v = atom(line.seq).load(std::memory_order_seq_cst);
+  if ((v & kSeqSleeperBit) == 0) return;  // nobody announced since the last wake
+  // P3: release, pairs with W2 (a waiter that reads the new value also sees
+  // our publication). Odd to even: the value changes and the bit clears.
+  // A failed CAS means another publisher changed it first (only publishers
+  // change an odd value), and that publisher wakes.
+  if (!atom(line.seq).compare_exchange_strong(v, v + 1, std::memory_order_release, std::memory_order_relaxed)) return;
+  if (futex_wake_all(&line.seq) == 0) note_idle_wake(h, line);
+}
+
 // Wakes sleepers of `line` if any announced themselves. Call right after the
 // release store that publishes records (or frees space).
 inline void notify(WaitStrategy s, Header& h, WaitLine& line, unsigned char* sem) noexcept {
@@ -85,10 +110,7 @@ inline void notify(WaitStrategy s, Header& h, WaitLine& line, unsigned char* sem
   const std::uint32_t w = atom(line.waiters).load(std::memory_order_relaxed);
   if (w == 0) return;
   if (s == WaitStrategy::futex) {
-    // P3: release, pairs with W2 (a waiter that reads the new seq also
-    // sees our index store).
-    atom(line.seq).fetch_add(1, std::memory_order_release);
-    if (futex_wake_all(&line.seq) == 0) note_idle_wake(h, line);
+    futex_wake_line(h, line);
   } else {
     sem_wake(sem, w);
   }
@@ -107,9 +129,7 @@ inline void notify_after_seq_cst_rmw(WaitStrategy s, Header& h, WaitLine& line, 
   const std::uint32_t w = atom(line.waiters).load(std::memory_order_seq_cst);
   if (w == 0) return;
   if (s == WaitStrategy::futex) {
-    // P3: release, pairs with W2.
-    atom(line.seq).fetch_add(1, std::memory_order_release);
-    if (futex_wake_all(&line.seq) == 0) note_idle_wake(h, line);
+    futex_wake_line(h, line);
   } else {
     sem_wake(sem, w);
   }
@@ -172,9 +192,18 @@ class Waiter {
       if (sleep_flag_) atom(*sleep_flag_).fetch_or(sleep_bit_, std::memory_order_relaxed);
       // W1: announce; seq_cst, and F-W below pairs with F-P in notify().
       atom(line_->waiters).fetch_add(1, std::memory_order_seq_cst);
+      // W2: acquire, pairs with P3 in futex_wake_line (a waiter that reads a
+      // woken value also sees that publication). futex: set the sleeper bit
+      // on the current value (acq_rel CAS; if another waiter set it, its
+      // value is ours too). Sequenced before F-W, so a publisher whose P2b
+      // reads an older value is seen by our W3.
+      std::uint32_t seen = atom(line_->seq).load(std::memory_order_acquire);
+      while (s_ == WaitStrategy::futex && (seen & kSeqSleeperBit) == 0 &&
+             !atom(line_->seq).compare_exchange_weak(seen, seen | kSeqSleeperBit, std::memory_order_acq_rel,
+                                                     std::memory_order_acquire)) {
+      }
+      if (s_ == WaitStrategy::futex) seen |= kSeqSleeperBit;
       std::atomic_thread_fence(std::memory_order_seq_cst);  // F-W
-      // W2: acquire, pairs with P3 in notify().
-      const std::uint32_t seen = atom(line_->seq).load(std::memory_order_acquire);
       e = ready();  // W3
       if (e == Errc::would_block) {
         if (s_ == WaitStrategy::futex) {
