@@ -246,7 +246,14 @@ class Honest {
     live::RecordView v;
     std::string why;
     const bool intact = live::check_record(p, n, 24, f_.max_len, &v, &why);
-    if (!attack) {
+    // The attack may have begun while this record was being checked (the
+    // phase was read before the peek): only a record checked entirely
+    // before the adversary's first write is held to the warm-up rules. The
+    // adversary is forked only after the parent's seq_cst store of phase 1,
+    // so a phase still 0 here, after the fence, means no adversary write
+    // preceded the check. The fence pairs with that store.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!attack && c_->phase.load(std::memory_order_seq_cst) == 0) {
       if (!intact) return "warm-up record damaged: " + why;
       if (v.id != expect_id_ || v.seq != expect_seq_)
         return "warm-up record (" + std::to_string(v.id) + "," + std::to_string(v.seq) + ") where (" +
@@ -438,7 +445,7 @@ TEST_P(Adversary, HonestSidesGetValidRecordsOrDocumentedErrors) {
   while (c->warm_ok.load() < kWarmRecords && now_ns() < warm_deadline) ::sched_yield();
   const bool warmed = c->warm_ok.load() >= kWarmRecords;
   if (warmed) {
-    c->phase.store(1, std::memory_order_release);
+    c->phase.store(1, std::memory_order_seq_cst);  // pairs with the honest consumer's fence + seq_cst re-check
     const std::uint64_t seed = static_cast<std::uint64_t>(now_ns());
     std::printf("  adversary seed %" PRIu64 "\n", seed);
     const ChildResult a =
