@@ -10,6 +10,7 @@
 #include <grp.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -25,6 +26,7 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -421,6 +423,175 @@ TEST(Reliability, ManyRingsAtOnceStayIndependent) {
   prods.clear();
   conss.clear();
   EXPECT_EQ(open_fds(), fds_before);
+}
+
+// ---- row 33: the attach table is full ----------------------------------------------------
+
+// Every handle takes one entry of the 32-entry attach table. The 33rd gets
+// busy (never a hang or a silent attach), and closing one handle frees its
+// entry for the next open. Reclaiming dead processes' entries is covered by
+// the liveness crash tests.
+TEST(Reliability, AttachTableFullIsBusyAndAClosedHandleFreesItsEntry) {
+  const auto name = unique_ring_name("table");
+  ShmGuard guard(name);
+  ASSERT_EQ(create(name, config_of(Kind::mpmc, 4096)), Errc::ok);
+  std::vector<Consumer> held;
+  for (std::uint32_t i = 0; i < detail::kAttachEntries; ++i) {
+    auto c = Consumer::open(name);
+    ASSERT_TRUE(c.ok()) << i << ": " << last_error_message();
+    held.push_back(std::move(*c));
+  }
+  auto extra = Producer::open(name);
+  EXPECT_EQ(extra.error(), Errc::busy);
+  EXPECT_NE(std::string(last_error_message()).find("attach table full"), std::string::npos) << last_error_message();
+  held.pop_back();
+  auto again = Producer::open(name);
+  ASSERT_TRUE(again.ok()) << last_error_message();
+  ASSERT_EQ(push_record(*again, 7, 40), Errc::ok);
+  EXPECT_EQ(pop_record(held.front(), 7, 40), "");
+}
+
+// ---- row 19: processes race to create the same ring ----------------------------------------
+
+// Twelve processes released together call create() on one name (half of
+// them with another capacity), then open it as producers and each write one
+// record. Exactly one create succeeds, every other one gets exists, and
+// every producer opens the one ring that won (open waits for its creator to
+// finish): all twelve records arrive.
+TEST(Reliability, ConcurrentCreatorsExactlyOneWinsAndEveryoneOpensIt) {
+  constexpr int kProcs = 12;
+  const auto name = unique_ring_name("race");
+  ShmGuard guard(name);
+  int gate[2];
+  ASSERT_EQ(::pipe(gate), 0);
+  std::vector<std::unique_ptr<Child>> kids;
+  for (int i = 0; i < kProcs; ++i) {
+    kids.push_back(std::make_unique<Child>(
+        [&, i]() -> std::string {
+          ::close(gate[1]);
+          char b;
+          if (::read(gate[0], &b, 1) != 0) return "gate";
+          const Errc e = create(name, config_of(Kind::mpmc, i % 2 == 0 ? 4096 : 8192));
+          if (e != Errc::ok && e != Errc::exists) return std::string("create: ") + errc_name(e);
+          OpenOptions o;
+          o.init_timeout = std::chrono::seconds(5);
+          auto p = Producer::open(name, o);
+          if (!p) return std::string("open: ") + last_error_message();
+          if (push_record(*p, static_cast<std::uint64_t>(i), 40, std::chrono::seconds(5)) != Errc::ok) return "push";
+          // The exit status says who created the ring.
+          if (e == Errc::ok) ::_exit(42);
+          return "";
+        },
+        std::chrono::seconds(60)));
+  }
+  ::close(gate[0]);
+  ::close(gate[1]);  // releases every child at once
+  int creators = 0;
+  for (auto& k : kids) {
+    const ChildResult r = k->wait();
+    if (r.exited && r.exit_code == 42) {
+      ++creators;
+    } else {
+      EXPECT_TRUE(r.ok()) << r.describe();
+    }
+  }
+  EXPECT_EQ(creators, 1);
+  auto c = Consumer::open(name);
+  ASSERT_TRUE(c.ok()) << last_error_message();
+  std::vector<bool> seen(kProcs, false);
+  for (int i = 0; i < kProcs; ++i) {
+    auto r = c->peek(Timeout::try_once());
+    ASSERT_TRUE(r.ok()) << "only " << i << " records";
+    std::string why;
+    bool matched = false;
+    for (int id = 0; id < kProcs && !matched; ++id) {
+      if (!seen[id] && check_record(kFixtureSeed, static_cast<std::uint64_t>(id), 40, r->data(), r->size(), &why)) {
+        seen[id] = matched = true;
+      }
+    }
+    EXPECT_TRUE(matched) << "record " << i << " is nobody's";
+    ASSERT_EQ(c->release(), Errc::ok);
+  }
+}
+
+// ---- glibc words a peer can damage -------------------------------------------------------
+
+// A damaged semaphore (its futex-flags word) or robust mutex (its kind word)
+// must not let glibc abort the process (found by fuzz_segment; the checks
+// are lib/wait.cpp sem_plausible and lib/locked.cpp mutex_plausible). Runs
+// in a child so that an abort is a test failure, not a crashed binary.
+TEST(Reliability, DamagedSemaphoreFlagsAreNotFatalAndRecordsStillFlow) {
+  const auto name = unique_ring_name("semflags");
+  ShmGuard guard(name);
+  Config cfg = config_of(Kind::spsc, 4096);
+  cfg.wait = WaitStrategy::sem;
+  ASSERT_EQ(create(name, cfg), Errc::ok);
+  auto r = run_in_child(
+      [&]() -> std::string {
+        auto p = Producer::open(name);
+        auto c = Consumer::open(name);
+        if (!p || !c) return std::string("open: ") + last_error_message();
+        {
+          RawMap raw(name);
+          if (!raw.ok()) return "map";
+          for (unsigned char* sem : {raw.header()->sems.data_sem, raw.header()->sems.space_sem}) {
+            const int garbage = 0x12345;
+            std::memcpy(sem + 8, &garbage, sizeof garbage);
+          }
+        }
+        // The consumer sleeps (on the damaged semaphore) while the producer
+        // publishes (and would post it).
+        std::string err;
+        std::thread consumer([&] {
+          for (std::uint64_t i = 0; i < 50 && err.empty(); ++i)
+            if (auto e = pop_record(*c, i, 64, std::chrono::seconds(5)); !e.empty()) err = "record " + std::to_string(i) + ": " + e;
+        });
+        for (std::uint64_t i = 0; i < 50; ++i) {
+          if (push_record(*p, i, 64, std::chrono::seconds(5)) != Errc::ok) {
+            err = "push";
+            break;
+          }
+          if (i % 10 == 0) std::this_thread::yield();
+        }
+        consumer.join();
+        return err;
+      },
+      std::chrono::seconds(60));
+  EXPECT_TRUE(r.ok()) << r.describe();
+}
+
+TEST(Reliability, DamagedMutexKindIsCorruptNotFatal) {
+  const auto name = unique_ring_name("mutexkind");
+  ShmGuard guard(name);
+  ASSERT_EQ(create(name, config_of(Kind::locked, 4096)), Errc::ok);
+  auto r = run_in_child(
+      [&]() -> std::string {
+        auto p = Producer::open(name);
+        auto c = Consumer::open(name);
+        if (!p || !c) return std::string("open: ") + last_error_message();
+        if (push_record(*p, 0, 64) != Errc::ok) return "push before the damage";
+        {
+          RawMap raw(name);
+          if (!raw.ok()) return "map";
+          auto* m = reinterpret_cast<pthread_mutex_t*>(raw.header()->lock.prod_mutex);
+          // The robust bit cleared (glibc: PTHREAD_MUTEX_ROBUST_NORMAL_NP is
+          // 16, the pshared bit 128): glibc would lock it as a plain mutex
+          // and silently stop handing out EOWNERDEAD; other damage makes it
+          // abort. Either way the handle must stop using it.
+          m->__data.__kind &= ~16;
+        }
+        std::string err;
+        if (auto e = p->reserve(64, Timeout::try_once()).error(); e != Errc::corrupt)
+          err += std::string("reserve on a damaged mutex: ") + errc_name(e) + "; ";
+        // The consumer's own mutex is intact: the record written before the
+        // damage is still delivered.
+        if (auto e = pop_record(*c, 0, 64); !e.empty()) err += "consumer: " + e + "; ";
+        if (auto again = Producer::open(name); again.error() != Errc::corrupt)
+          err += std::string("open on a damaged mutex: ") + errc_name(again.error()) + "; ";
+        return err;
+      },
+      std::chrono::seconds(60));
+  EXPECT_TRUE(r.ok()) << r.describe();
 }
 
 }  // namespace
