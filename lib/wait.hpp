@@ -14,15 +14,21 @@
 //
 //   waiter                                 publisher
 //   W1 waiters.fetch_add(1)                P1 index.store(release)
-//   F-W fence(seq_cst)                     F-P fence(seq_cst)
-//   W2 s = seq.load()                      P2 if waiters.load() != 0:
-//   W3 re-check the ring (index load)      P3    seq.fetch_add(1); FUTEX_WAKE
+//   W2 s = seq.load(); futex: set bit 0    F-P fence(seq_cst)
+//      of seq by CAS (s |= 1)              P2 if waiters.load() != 0:
+//   F-W fence(seq_cst)                     P2b  futex: if seq (v) has bit 0:
+//   W3 re-check the ring (index load)      P3     CAS seq v -> v+1; FUTEX_WAKE
 //   W4 if still blocked: FUTEX_WAIT(seq, s)
 //
 // F-W and F-P make this a store-buffering pattern: at least one side sees
 // the other's store. Either the waiter's W3 sees P1 (it does not sleep), or
-// the publisher's P2 sees W1 (it bumps seq; a W4 after P3 finds seq != s and
-// returns at once, a W4 before P3 is woken by it).
+// the publisher's P2 sees W1 and P2b sees W2's value or a later one (it
+// changes seq and wakes; a W4 after that finds seq != s and returns at
+// once, a W4 before it is woken). Bit 0 makes that one wake per
+// announcement: publishers that find it clear make no system call. The
+// mpmc ring publishes with a seq_cst CAS and skips F-P
+// (notify_after_seq_cst_rmw). The full argument is in
+// docs/wait-strategies.md.
 #pragma once
 
 #include <sched.h>
