@@ -3,6 +3,7 @@
 #include "segment.hpp"
 
 #include "endpoint.hpp"
+#include "hooks.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -280,6 +281,7 @@ Errc create_segment(std::string_view name_in, const Config& cfg) {
     return fail(from_open_errno(err), name, "create: " + errno_text(err));
   }
   Fd fd(raw);
+  SHMRING_CRASHPOINT("create.after_open");  // a size-0 object is left
   auto undo = [&](Errc e, std::string cause) {
     ::shm_unlink(name.c_str());
     return fail(e, name, std::move(cause));
@@ -297,6 +299,7 @@ Errc create_segment(std::string_view name_in, const Config& cfg) {
     return undo(err == ENOSPC || err == ENOMEM || err == EFBIG ? Errc::no_space : Errc::system_error,
                 "reserving " + std::to_string(g.total_size) + " bytes of shared memory: " + errno_text(err));
   }
+  SHMRING_CRASHPOINT("create.after_reserve");  // full size, all zeros
   void* base = ::mmap(nullptr, kHeaderSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
   if (base == MAP_FAILED) return undo(Errc::system_error, "mmap: " + errno_text(errno));
   Mapping map(base, kHeaderSize);
@@ -338,7 +341,9 @@ Errc create_segment(std::string_view name_in, const Config& cfg) {
   if (g.kind == Kind::locked && init_locked_mutexes(h) != Errc::ok) {
     return undo(Errc::system_error, "initialising the robust mutexes failed");
   }
+  SHMRING_CRASHPOINT("create.before_magic");  // every field but the magic and init_state
   std::memcpy(id.magic, kMagic, sizeof kMagic);
+  SHMRING_CRASHPOINT("create.before_publish");  // the magic, but init_state not ready
   // I-R1: release, publishes every field above; pairs with I-A1 in open_segment.
   atom(id.init_state).store(kInitReady, std::memory_order_release);
   return Errc::ok;

@@ -74,6 +74,14 @@ std::string become(uid_t uid, gid_t gid) {
   return "";
 }
 
+std::string self_exe() {
+  char exe[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return "";
+  exe[n] = '\0';
+  return exe;
+}
+
 const char* kind_name(Kind k) { return to_string(k); }
 
 Config config_of(Kind k, std::size_t capacity) {
@@ -285,10 +293,9 @@ TEST(Reliability, WallClockStepsDoNotMoveTimedWaits) {
   // test does not depend on the sanitizer; the Release stage runs it.
   if (std::string(sanitizer_name()) != "none")
     GTEST_SKIP() << "libfaketime deadlocks with the " << sanitizer_name() << " sanitizer runtime at start-up";
-  char exe[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  ASSERT_GT(n, 0);
-  exe[n] = '\0';
+  const std::string self = self_exe();
+  ASSERT_FALSE(self.empty());
+  const char* exe = self.c_str();
   char tmpl[] = "/tmp/shmring-clockstep.XXXXXX";
   const int fd = ::mkstemp(tmpl);
   ASSERT_GE(fd, 0);
@@ -592,6 +599,67 @@ TEST(Reliability, DamagedMutexKindIsCorruptNotFatal) {
       },
       std::chrono::seconds(60));
   EXPECT_TRUE(r.ok()) << r.describe();
+}
+
+// ---- row 16: the creator is killed in the middle of create() ---------------------------
+
+// Runs in a re-executed copy of this binary with SHMRING_CRASH_AT set:
+// creates the ring $SHMRING_CREATE_NAME (kind $SHMRING_CREATE_KIND) and is
+// killed at the crash point inside create().
+TEST(ReliabilityChild, CreateAndDie) {
+  const char* name = std::getenv("SHMRING_CREATE_NAME");
+  const char* kind = std::getenv("SHMRING_CREATE_KIND");
+  if (name == nullptr || kind == nullptr) GTEST_SKIP() << "runs only inside Reliability.CreatorKilledMidCreation...";
+  Config cfg = config_of(std::string(kind) == "mpmc" ? Kind::mpmc : Kind::locked, 64 << 10);
+  cfg.wait = WaitStrategy::sem;  // sem_init and, for locked, the mutexes: every init step
+  const Errc e = create(name, cfg);
+  FAIL() << "create returned " << errc_name(e) << ": the crash point never fired";
+}
+
+// At each step of create() (object opened, memory reserved, fields written,
+// magic written) the creator is SIGKILLed. The half-made object must never
+// be used: an open waits at most its init_timeout and then fails with
+// timed_out; the name stays taken (create gets exists) until it is removed,
+// after which a new ring can be made under it. shmtool shows such an object
+// as empty or initialising (ShmtoolDamaged tests).
+TEST(Reliability, CreatorKilledMidCreationIsNeverUsedAndOpenGivesUpInTime) {
+  const std::string exe = self_exe();
+  ASSERT_FALSE(exe.empty());
+  for (const char* point : {"create.after_open", "create.after_reserve", "create.before_magic", "create.before_publish"}) {
+    for (const char* kind : {"locked", "mpmc"}) {
+      SCOPED_TRACE(std::string(point) + " " + kind);
+      const auto name = unique_ring_name("halfmade");
+      ShmGuard guard(name);
+      auto r = run_in_child(
+          [&]() -> std::string {
+            ::setenv("SHMRING_CRASH_AT", (std::string(point) + ":1").c_str(), 1);
+            ::setenv("SHMRING_CREATE_NAME", name.c_str(), 1);
+            ::setenv("SHMRING_CREATE_KIND", kind, 1);
+            ::execl(exe.c_str(), exe.c_str(), "--gtest_filter=ReliabilityChild.CreateAndDie", "--gtest_color=no",
+                    static_cast<char*>(nullptr));
+            return std::string("exec: ") + std::strerror(errno);
+          },
+          std::chrono::seconds(60));
+      EXPECT_EQ(r.signal, SIGKILL) << r.describe();
+      ASSERT_EQ(::access(shm_path(name).c_str(), F_OK), 0) << "the killed creator left no object";
+      OpenOptions o;
+      o.init_timeout = std::chrono::milliseconds(200);
+      const std::int64_t t0 = raw_monotonic_ns();
+      auto c = Consumer::open(name, o);
+      const std::int64_t took = raw_monotonic_ns() - t0;
+      EXPECT_EQ(c.error(), Errc::timed_out) << last_error_message();
+      EXPECT_GE(took, 200'000'000);
+      EXPECT_LT(took, 1'200'000'000);
+      EXPECT_EQ(create(name, config_of(Kind::spsc, 4096)), Errc::exists);
+      ASSERT_EQ(unlink(name), Errc::ok);
+      ASSERT_EQ(create(name, config_of(Kind::spsc, 4096)), Errc::ok) << last_error_message();
+      auto p = Producer::open(name);
+      auto c2 = Consumer::open(name);
+      ASSERT_TRUE(p.ok() && c2.ok()) << last_error_message();
+      ASSERT_EQ(push_record(*p, 1, 64), Errc::ok);
+      EXPECT_EQ(pop_record(*c2, 1, 64), "");
+    }
+  }
 }
 
 }  // namespace
