@@ -16,7 +16,9 @@
 // unreleased record (before head, delivered again). The next locker gets
 // EOWNERDEAD, checks the indices (idempotent: it only reads and re-checks),
 // counts the recovery, marks the mutex consistent and carries on.
+#include <linux/futex.h>
 #include <pthread.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -96,6 +98,7 @@ class RobustLock {
     // The kind word was checked at open; a peer may have damaged it since,
     // and glibc can abort on a damaged robust mutex instead of failing.
     if (!mutex_plausible(reinterpret_cast<const unsigned char*>(m_))) return Errc::corrupt;
+    if (not_recoverable()) return Errc::corrupt;
     // A try first: it takes a free mutex (and an owner-died one, with
     // EOWNERDEAD) exactly like the timed lock, without reading the clock.
     int rc = ::pthread_mutex_trylock(m_);
@@ -120,6 +123,7 @@ class RobustLock {
       }
       rc = 0;
     }
+    if (rc == ENOTRECOVERABLE) release_stray_lock();
     if (rc != 0) return Errc::corrupt;  // ENOTRECOVERABLE, EINVAL: a damaged lock
     // Diagnostic for shmtool (who holds it, or held it last); ordered by the
     // mutex. Written only when it changes and never cleared: prod_holder and
@@ -135,6 +139,30 @@ class RobustLock {
   void unlock() noexcept { ::pthread_mutex_unlock(m_); }
 
  private:
+  // glibc marks a robust mutex that was unlocked without
+  // pthread_mutex_consistent (never by this library; by a foreign or buggy
+  // peer) by storing PTHREAD_MUTEX_NOTRECOVERABLE in __owner. Every later
+  // lock must fail, so that is checked before calling glibc at all:
+  // glibc 2.36's trylock answers ENOTRECOVERABLE but leaves the lock word
+  // holding the caller's tid, which would wedge every other locker.
+  // glibc-specific, like mutex_plausible. Relaxed: a plausibility check.
+  bool not_recoverable() const noexcept {
+    return atom(m_->__data.__owner).load(std::memory_order_relaxed) == kNotRecoverable;
+  }
+  // The race the check above cannot close (the mutex became not
+  // recoverable after it): give back the lock word glibc's trylock left
+  // with our tid, so that the next locker gets ENOTRECOVERABLE too instead
+  // of waiting on us forever.
+  void release_stray_lock() noexcept {
+    int expected = static_cast<int>(::syscall(SYS_gettid));
+    // Release: nothing was written under this non-lock; pairs with the
+    // acquire of whichever locker takes the word next.
+    if (atom(m_->__data.__lock).compare_exchange_strong(expected, 0, std::memory_order_release))
+      ::syscall(SYS_futex, &m_->__data.__lock, FUTEX_WAKE, 1, nullptr, nullptr, 0);
+  }
+  static constexpr int kNotRecoverable = 0x7ffffffe;  // glibc's PTHREAD_MUTEX_NOTRECOVERABLE (INT_MAX - 1)
+
+
   pthread_mutex_t* m_;
   std::uint64_t* holder_;
   std::uint64_t* recoveries_;

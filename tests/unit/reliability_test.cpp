@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "admin.hpp"
 #include "layout.hpp"
 #include "shmring/ring.hpp"
 #include "shmring/shmring.h"
@@ -660,6 +661,57 @@ TEST(Reliability, CreatorKilledMidCreationIsNeverUsedAndOpenGivesUpInTime) {
       EXPECT_EQ(pop_record(*c2, 1, 64), "");
     }
   }
+}
+
+// ---- row 5: a mutex left not recoverable -------------------------------------------------
+
+// A holder dies inside its critical section and the next locker unlocks
+// without pthread_mutex_consistent (a foreign or buggy peer: the library
+// itself always repairs and marks it consistent). The mutex is then
+// ENOTRECOVERABLE for everyone: the library's calls get corrupt, never a
+// hang or an abort, and only a reset with nobody attached (shmtool reset)
+// re-initialises the mutex and brings the ring back.
+TEST(Reliability, NotRecoverableMutexIsCorruptUntilAReset) {
+  const auto name = unique_ring_name("notrecoverable");
+  ShmGuard guard(name);
+  ASSERT_EQ(create(name, config_of(Kind::locked, 4096)), Errc::ok);
+  {
+    RawMap raw(name);
+    ASSERT_TRUE(raw.ok());
+    auto* m = reinterpret_cast<pthread_mutex_t*>(raw.header()->lock.prod_mutex);
+    auto holder = run_in_child(
+        [m]() -> std::string {
+          if (::pthread_mutex_lock(m) != 0) return "lock";
+          ::_exit(0);  // dies holding it
+        },
+        std::chrono::seconds(30));
+    ASSERT_TRUE(holder.ok()) << holder.describe();
+    ASSERT_EQ(::pthread_mutex_lock(m), EOWNERDEAD);
+    ASSERT_EQ(::pthread_mutex_unlock(m), 0);  // without consistent(): not recoverable
+  }
+  // Two handles in turn (each quarantines itself at the first corrupt): both
+  // are refused, whether they try once or wait.
+  for (int i = 0; i < 2; ++i) {
+    auto p = Producer::open(name);
+    ASSERT_TRUE(p.ok()) << last_error_message();
+    EXPECT_EQ(p->reserve(64, i == 0 ? Timeout::try_once() : Timeout(std::chrono::milliseconds(50))).error(),
+              Errc::corrupt);
+  }
+  {
+    // Control: glibc itself still says so (and its trylock leaves the lock
+    // word with the caller's tid: the library must never call it here).
+    RawMap raw(name);
+    ASSERT_TRUE(raw.ok());
+    EXPECT_EQ(::pthread_mutex_trylock(reinterpret_cast<pthread_mutex_t*>(raw.header()->lock.prod_mutex)),
+              ENOTRECOVERABLE);
+  }
+  std::string detail;
+  ASSERT_EQ(detail::reset_ring(name, false, &detail), Errc::ok) << detail;
+  auto p = Producer::open(name);
+  auto c = Consumer::open(name);
+  ASSERT_TRUE(p.ok() && c.ok()) << last_error_message();
+  ASSERT_EQ(push_record(*p, 3, 64), Errc::ok);
+  EXPECT_EQ(pop_record(*c, 3, 64), "");
 }
 
 }  // namespace
