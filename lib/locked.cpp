@@ -179,14 +179,122 @@ std::int64_t lock_deadline(const Waiter& w, std::int64_t timeout_ns, std::int64_
   return d != 0 ? d : now + timeout_ns;
 }
 
-class LockedProducer final : public Endpoint {
+// The shared words one side of a locked ring uses.
+struct SideWords {
+  unsigned char* mutex;
+  std::uint64_t* holder;
+  std::uint64_t* index;    // this side's index: prod.tail or cons.head
+  std::uint64_t* records;  // this side's record counter (statistic)
+  WaitLine* wait_line;     // the line this side waits on
+  unsigned char* wait_sem;
+  WaitLine* wake_line;     // the other side's line, woken after a publish
+  unsigned char* wake_sem;
+  const char* lock_what;      // "producer" / "consumer", for the quarantine reason
+  const char* after_publish;  // crash point
+};
+
+// What the producer side and the consumer side share: the side's mutex, its
+// own index (prod.tail or cons.head), which it holds in pos_ while it has
+// the lock and stores back when it publishes, its record counter, and the
+// wait line of the other side, which it wakes after publishing.
+class LockedSide : public Endpoint {
+ protected:
+
+  LockedSide(OpenedSegment seg, Attachment att, Role role, SideWords (*words)(Header&)) noexcept
+      : Endpoint(std::move(seg), std::move(att), role),
+        w_(words(*seg_.hdr)),
+        area_{seg_.data, seg_.geo.capacity, seg_.geo.max_record},
+        lock_(w_.mutex, w_.holder, &seg_.hdr->lock.recoveries, ::getpid()),
+        peer_(seg_.hdr, role == Role::producer ? Role::consumer : Role::producer, seg_.geo.liveness_ms,
+              att_.peer_attaches_before()),
+        waiter_(seg_.geo.wait, seg_.hdr, w_.wait_line, w_.wait_sem, &peer_, sleep_flag()) {}
+
+  // Takes the side's mutex (unless held) and loads the side's index into
+  // pos_. Under the lock, the previous holder's publish (LP-R1 / LC-R1) is
+  // ordered before us by the mutex, or after its death by EOWNERDEAD's
+  // acquire; the load is an acquire anyway.
+  Errc take_lock(std::int64_t timeout_ns) {
+    if (holding_) return Errc::ok;
+    const Errc e = lock_.lock(
+        timeout_ns == 0, [&](std::int64_t now) { return lock_deadline(waiter_, timeout_ns, now); },
+        [&] { return check_indices(); });
+    if (e == Errc::corrupt) return quarantine(std::string(w_.lock_what) + " lock unusable or indices damaged");
+    if (e != Errc::ok) return e;
+    holding_ = true;
+    published_ = pos_ = atom(*w_.index).load(std::memory_order_acquire);
+    return Errc::ok;
+  }
+
+  // Stores pos_ back as the side's index if it moved, unlocks, and wakes the
+  // other side. `open_item`: a reservation or peek is still open (commit or
+  // release it first).
+  Errc publish(bool open_item) {
+    if (!holding_) return corrupt_ ? Errc::corrupt : Errc::ok;
+    if (was_reset()) {  // never publish stale indices into a re-initialised ring
+      holding_ = false;
+      lock_.unlock();
+      return Errc::reset;
+    }
+    if (open_item) return Errc::invalid_argument;
+    const bool moved = pos_ != published_;
+    if (moved) {
+      // LP-R1 (producer: publishes the records; pairs with LC-A1) or LC-R1
+      // (consumer: hands the space back; pairs with LP-A1): release.
+      atom(*w_.index).store(pos_, std::memory_order_release);
+      // Statistic; each side is serialised by its mutex, so a plain load
+      // and store (no locked RMW) count exactly; a holder that dies between
+      // them leaves the count short, never the ring wrong.
+      auto rec = atom(*w_.records);
+      rec.store(rec.load(std::memory_order_relaxed) + pending_records_, std::memory_order_relaxed);
+      pending_records_ = 0;
+      published_ = pos_;
+      SHMRING_CRASHPOINT(w_.after_publish);
+    }
+    holding_ = false;
+    lock_.unlock();
+    if (moved) notify(seg_.geo.wait, *seg_.hdr, *w_.wake_line, w_.wake_sem);
+    return Errc::ok;
+  }
+
+  Errc check_indices() {
+    const std::uint64_t t = atom(seg_.hdr->prod.tail).load(std::memory_order_acquire);  // LC-A1
+    const std::uint64_t h = atom(seg_.hdr->cons.head).load(std::memory_order_acquire);  // LP-A1
+    return indices_sane(area_, h, t) ? Errc::ok : Errc::corrupt;
+  }
+
+  Errc quarantine(std::string why) {
+    corrupt_ = true;
+    return fail(Errc::corrupt, seg_.name, std::move(why));
+  }
+
+  const SideWords w_;
+  const RingArea area_;
+  RobustLock lock_;
+  PeerWatch peer_;
+  Waiter waiter_;
+  std::uint64_t pos_ = 0;        // this side's position (valid while holding_)
+  std::uint64_t published_ = 0;  // this side's index as last stored (valid while holding_)
+  std::uint64_t pending_records_ = 0;
+  bool holding_ = false;
+  bool corrupt_ = false;
+};
+
+SideWords producer_words(Header& h) {
+  return {h.lock.prod_mutex, &h.lock.prod_holder, &h.prod.tail,    &h.prod.records,
+          &h.space_wait,     h.sems.space_sem,    &h.data_wait,    h.sems.data_sem,
+          "producer",        "locked.commit.after_publish"};
+}
+
+SideWords consumer_words(Header& h) {
+  return {h.lock.cons_mutex, &h.lock.cons_holder, &h.cons.head,    &h.cons.records,
+          &h.data_wait,      h.sems.data_sem,     &h.space_wait,   h.sems.space_sem,
+          "consumer",        "locked.release.after_publish"};
+}
+
+class LockedProducer final : public LockedSide {
  public:
   LockedProducer(OpenedSegment seg, Attachment att) noexcept
-      : Endpoint(std::move(seg), std::move(att), Role::producer),
-        area_{seg_.data, seg_.geo.capacity, seg_.geo.max_record},
-        lock_(seg_.hdr->lock.prod_mutex, &seg_.hdr->lock.prod_holder, &seg_.hdr->lock.recoveries, ::getpid()),
-        peer_(seg_.hdr, Role::consumer, seg_.geo.liveness_ms, att_.peer_attaches_before()),
-        waiter_(seg_.geo.wait, seg_.hdr, &seg_.hdr->space_wait, seg_.hdr->sems.space_sem, &peer_, sleep_flag()) {}
+      : LockedSide(std::move(seg), std::move(att), Role::producer, &producer_words) {}
 
   ~LockedProducer() override {
     has_reservation_ = false;  // an open reservation is dropped whole
@@ -201,8 +309,8 @@ class LockedProducer final : public Endpoint {
     const Errc e = waiter_.wait([&] { return acquire_space(n, timeout_ns); }, timeout_ns);
     if (e != Errc::ok) return e;
     SHMRING_CRASHPOINT("locked.reserve");
-    reserved_pos_ = place_record(area_, write_pos_, n);
-    write_pos_ = reserved_pos_;
+    reserved_pos_ = place_record(area_, pos_, n);
+    pos_ = reserved_pos_;
     reserved_n_ = n;
     has_reservation_ = true;
     *out = area_.data + (reserved_pos_ & area_.mask()) + sizeof(RecordHeader);
@@ -215,60 +323,25 @@ class LockedProducer final : public Endpoint {
     if (!has_reservation_ || n > reserved_n_) return Errc::invalid_argument;
     write_record_header(area_, reserved_pos_, n);
     SHMRING_CRASHPOINT("locked.commit.before_publish");
-    write_pos_ = reserved_pos_ + record_footprint(n);
+    pos_ = reserved_pos_ + record_footprint(n);
     has_reservation_ = false;
     ++pending_records_;
     if (publish_now) return flush();
     return Errc::ok;  // the lock stays held until the batch is published
   }
 
-  Errc flush() override {
-    if (!holding_) return corrupt_ ? Errc::corrupt : Errc::ok;
-    if (was_reset()) {  // never publish stale indices into a re-initialised ring
-      holding_ = false;
-      lock_.unlock();
-      return Errc::reset;
-    }
-    if (has_reservation_) return Errc::invalid_argument;  // commit first
-    const bool moved = write_pos_ != published_;
-    if (moved) {
-      // LP-R1: release, publishes the records; pairs with LC-A1.
-      atom(seg_.hdr->prod.tail).store(write_pos_, std::memory_order_release);
-      // Statistic; producers are serialised by the mutex, so a plain
-      // load and store (no locked RMW) count exactly; a holder that dies
-      // between them leaves the count short, never the ring wrong.
-      auto rec = atom(seg_.hdr->prod.records);
-      rec.store(rec.load(std::memory_order_relaxed) + pending_records_, std::memory_order_relaxed);
-      pending_records_ = 0;
-      published_ = write_pos_;
-      SHMRING_CRASHPOINT("locked.commit.after_publish");
-    }
-    holding_ = false;
-    lock_.unlock();
-    if (moved) notify(seg_.geo.wait, *seg_.hdr, seg_.hdr->data_wait, seg_.hdr->sems.data_sem);
-    return Errc::ok;
-  }
+  Errc flush() override { return publish(has_reservation_); }
 
  private:
   // Under the producer lock: is there room for n bytes at the tail?
   Errc acquire_space(std::size_t n, std::int64_t timeout_ns) {
-    if (!holding_) {
-      const Errc e = lock_.lock(
-          timeout_ns == 0, [&](std::int64_t now) { return lock_deadline(waiter_, timeout_ns, now); },
-          [&] { return check_indices(); });
-      if (e == Errc::corrupt) return quarantine("producer lock unusable or indices damaged");
-      if (e != Errc::ok) return e;
-      holding_ = true;
-      // The previous holder's LP-R1 store is ordered before us by the mutex
-      // (or, after its death, by EOWNERDEAD's acquire); acquire anyway.
-      published_ = write_pos_ = atom(seg_.hdr->prod.tail).load(std::memory_order_acquire);
-    }
+    if (const Errc e = take_lock(timeout_ns); e != Errc::ok) return e;
     // The head as last read (by this process) is at most the real one: the
     // head only moves forward, so it can only under-state the space. It is
     // reloaded only when it says full, as in the spsc ring: a load per
     // record would miss on the consumers' line every time.
-    const std::uint64_t need = bytes_needed(area_, write_pos_, n);
-    if (indices_sane(area_, head_seen_, published_) && write_pos_ + need - head_seen_ <= area_.cap) return Errc::ok;
+    const std::uint64_t need = bytes_needed(area_, pos_, n);
+    if (indices_sane(area_, head_seen_, published_) && pos_ + need - head_seen_ <= area_.cap) return Errc::ok;
     // LP-A1: acquire, pairs with LC-R1: consumers are done with that space.
     const std::uint64_t h = atom(seg_.hdr->cons.head).load(std::memory_order_acquire);
     if (!indices_sane(area_, h, published_)) {
@@ -276,45 +349,21 @@ class LockedProducer final : public Endpoint {
       return quarantine("consumer index " + std::to_string(h) + " out of range");
     }
     head_seen_ = h;
-    if (write_pos_ + need - h <= area_.cap) return Errc::ok;
+    if (pos_ + need - h <= area_.cap) return Errc::ok;
     flush();  // full: publish what we deferred and let the others in
     return Errc::would_block;
   }
 
-  Errc check_indices() {
-    const std::uint64_t t = atom(seg_.hdr->prod.tail).load(std::memory_order_acquire);  // LC-A1 role
-    const std::uint64_t h = atom(seg_.hdr->cons.head).load(std::memory_order_acquire);  // LP-A1
-    return indices_sane(area_, h, t) ? Errc::ok : Errc::corrupt;
-  }
-
-  Errc quarantine(std::string why) {
-    corrupt_ = true;
-    return fail(Errc::corrupt, seg_.name, std::move(why));
-  }
-
-  const RingArea area_;
-  RobustLock lock_;
-  PeerWatch peer_;
-  Waiter waiter_;
   std::uint64_t head_seen_ = 0;  // cons.head as last loaded (LP-A1); never ahead of it
-  std::uint64_t write_pos_ = 0;  // valid while holding_
-  std::uint64_t published_ = 0;  // tail as last stored (valid while holding_)
   std::uint64_t reserved_pos_ = 0;
-  std::uint64_t pending_records_ = 0;
   std::size_t reserved_n_ = 0;
-  bool holding_ = false;
   bool has_reservation_ = false;
-  bool corrupt_ = false;
 };
 
-class LockedConsumer final : public Endpoint {
+class LockedConsumer final : public LockedSide {
  public:
   LockedConsumer(OpenedSegment seg, Attachment att) noexcept
-      : Endpoint(std::move(seg), std::move(att), Role::consumer),
-        area_{seg_.data, seg_.geo.capacity, seg_.geo.max_record},
-        lock_(seg_.hdr->lock.cons_mutex, &seg_.hdr->lock.cons_holder, &seg_.hdr->lock.recoveries, ::getpid()),
-        peer_(seg_.hdr, Role::producer, seg_.geo.liveness_ms, att_.peer_attaches_before()),
-        waiter_(seg_.geo.wait, seg_.hdr, &seg_.hdr->data_wait, seg_.hdr->sems.data_sem, &peer_, sleep_flag()) {}
+      : LockedSide(std::move(seg), std::move(att), Role::consumer, &consumer_words) {}
 
   ~LockedConsumer() override {
     has_peek_ = false;  // a peeked, unreleased record stays for the next consumer
@@ -329,7 +378,7 @@ class LockedConsumer final : public Endpoint {
       if (e != Errc::ok) return e;
     }
     SHMRING_CRASHPOINT("locked.peek");
-    *out = area_.data + (read_pos_ & area_.mask()) + sizeof(RecordHeader);
+    *out = area_.data + (pos_ & area_.mask()) + sizeof(RecordHeader);
     *n = peek_len_;
     return Errc::ok;
   }
@@ -339,51 +388,18 @@ class LockedConsumer final : public Endpoint {
     if (was_reset()) return Errc::reset;
     if (!has_peek_) return Errc::invalid_argument;
     SHMRING_CRASHPOINT("locked.release.before_publish");
-    read_pos_ += record_footprint(peek_len_);
+    pos_ += record_footprint(peek_len_);
     has_peek_ = false;
     ++pending_records_;
     if (publish_now) return flush();
     return Errc::ok;  // the lock stays held until the batch is handed back
   }
 
-  Errc flush() override {
-    if (!holding_) return corrupt_ ? Errc::corrupt : Errc::ok;
-    if (was_reset()) {  // never publish stale indices into a re-initialised ring
-      holding_ = false;
-      lock_.unlock();
-      return Errc::reset;
-    }
-    if (has_peek_) return Errc::invalid_argument;  // release first
-    const bool moved = read_pos_ != released_;
-    if (moved) {
-      // LC-R1: release, hands the space back; pairs with LP-A1.
-      atom(seg_.hdr->cons.head).store(read_pos_, std::memory_order_release);
-      // Statistic; consumers are serialised by the mutex (plain load and
-      // store, as for prod.records).
-      auto rec = atom(seg_.hdr->cons.records);
-      rec.store(rec.load(std::memory_order_relaxed) + pending_records_, std::memory_order_relaxed);
-      pending_records_ = 0;
-      released_ = read_pos_;
-      SHMRING_CRASHPOINT("locked.release.after_publish");
-    }
-    holding_ = false;
-    lock_.unlock();
-    if (moved) notify(seg_.geo.wait, *seg_.hdr, seg_.hdr->space_wait, seg_.hdr->sems.space_sem);
-    return Errc::ok;
-  }
+  Errc flush() override { return publish(has_peek_); }
 
  private:
   Errc next_record(std::int64_t timeout_ns) {
-    if (!holding_) {
-      const Errc e = lock_.lock(
-          timeout_ns == 0, [&](std::int64_t now) { return lock_deadline(waiter_, timeout_ns, now); },
-          [&] { return check_indices(); });
-      if (e == Errc::corrupt) return quarantine("consumer lock unusable or indices damaged");
-      if (e != Errc::ok) return e;
-      holding_ = true;
-      // Ordered by the mutex; acquire pairs with LC-R1 of a holder that died.
-      released_ = read_pos_ = atom(seg_.hdr->cons.head).load(std::memory_order_acquire);
-    }
+    if (const Errc e = take_lock(timeout_ns); e != Errc::ok) return e;
     std::uint32_t len = 0;
     std::string why;
     // The tail as last read (by this process): records before it were
@@ -392,18 +408,18 @@ class LockedConsumer final : public Endpoint {
     // reloaded only when it says empty (or when other consumers have moved
     // the head past it).
     Errc e = Errc::would_block;
-    if (static_cast<std::int64_t>(tail_seen_ - read_pos_) > 0 && indices_sane(area_, released_, tail_seen_)) {
-      e = find_record(area_, &read_pos_, tail_seen_, &len, &why);
+    if (static_cast<std::int64_t>(tail_seen_ - pos_) > 0 && indices_sane(area_, published_, tail_seen_)) {
+      e = find_record(area_, &pos_, tail_seen_, &len, &why);
     }
     if (e == Errc::would_block) {
       // LC-A1: acquire, pairs with LP-R1: the records before tail are whole.
       const std::uint64_t t = atom(seg_.hdr->prod.tail).load(std::memory_order_acquire);
-      if (!indices_sane(area_, released_, t) || t - read_pos_ > area_.cap) {
+      if (!indices_sane(area_, published_, t) || t - pos_ > area_.cap) {
         flush();
         return quarantine("producer index " + std::to_string(t) + " out of range");
       }
       tail_seen_ = t;
-      e = find_record(area_, &read_pos_, t, &len, &why);
+      e = find_record(area_, &pos_, t, &len, &why);
     }
     if (e == Errc::ok) {
       peek_len_ = len;
@@ -415,29 +431,9 @@ class LockedConsumer final : public Endpoint {
     return e;
   }
 
-  Errc check_indices() {
-    const std::uint64_t t = atom(seg_.hdr->prod.tail).load(std::memory_order_acquire);  // LC-A1
-    const std::uint64_t h = atom(seg_.hdr->cons.head).load(std::memory_order_acquire);  // LP-A1 role
-    return indices_sane(area_, h, t) ? Errc::ok : Errc::corrupt;
-  }
-
-  Errc quarantine(std::string why) {
-    corrupt_ = true;
-    return fail(Errc::corrupt, seg_.name, std::move(why));
-  }
-
-  const RingArea area_;
-  RobustLock lock_;
-  PeerWatch peer_;
-  Waiter waiter_;
   std::uint64_t tail_seen_ = 0;  // prod.tail as last loaded (LC-A1); never ahead of it
-  std::uint64_t read_pos_ = 0;  // valid while holding_
-  std::uint64_t released_ = 0;  // head as last stored (valid while holding_)
-  std::uint64_t pending_records_ = 0;
   std::size_t peek_len_ = 0;
-  bool holding_ = false;
   bool has_peek_ = false;
-  bool corrupt_ = false;
 };
 
 }  // namespace
