@@ -203,6 +203,9 @@ class MpmcProducer final : public MpmcBase {
         // quarantined slot can be reused, and report the dropped record.
         // Consumers passing the slot move its lap on (see try_take), so
         // retry until the acknowledgement lands on the current word.
+        // acq_rel: releases our late writes into the quarantined slot before
+        // it is reused; pairs with MP-A1 (try_claim) and MC-A1 (try_take),
+        // the acquire loads that see ABANDONED_RELEASED.
         while (word_state(w) == kSlotAbandoned && word_owner(w) == me_ &&
                !atom(s->word).compare_exchange_weak(w, make_word(word_lap(w), me_, kSlotAbandonedReleased),
                                                     std::memory_order_acq_rel, std::memory_order_relaxed)) {
