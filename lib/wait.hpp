@@ -151,7 +151,7 @@ class Waiter {
         gen_(atom(h->id.reset_gen).load(std::memory_order_acquire)) {}
 
   // Calls ready() until it returns anything but would_block; returns
-  // would_block (timeout 0), timed_out, or peer_gone when the peer rule of
+  // would_block (timeout 0), timed_out, reset, or peer_gone when the peer rule of
   // docs/liveness.md says nobody is left to unblock us.
   template <class Ready>
   Errc wait(Ready&& ready, std::int64_t timeout_ns) {
@@ -221,6 +221,10 @@ class Waiter {
       // Only the count matters here; no data is published through it.
       atom(line_->waiters).fetch_sub(1, std::memory_order_relaxed);
       if (sleep_flag_) atom(*sleep_flag_).fetch_and(~sleep_bit_, std::memory_order_relaxed);
+      // A forced reset wakes every sleeper: end the wait before touching
+      // the ring (advisory here; ready() makes the conclusive check, RG-1,
+      // after each index load).
+      if (e == Errc::would_block && atom(*reset_gen_).load(std::memory_order_relaxed) != gen_) return Errc::reset;
       if (e == Errc::would_block) e = ready();
       if (e != Errc::would_block) return e;
       now = monotonic_ns();
