@@ -88,9 +88,12 @@ class RobustLock {
       : m_(reinterpret_cast<pthread_mutex_t*>(m)), holder_(holder), recoveries_(recoveries), pid_(pid) {}
 
   // try_only: a single try. Otherwise deadline(now) gives the call's
-  // absolute CLOCK_MONOTONIC deadline; it is asked only when the mutex is
-  // busy, so a free mutex (the common case) costs no clock read. Returns ok
-  // (held), would_block (busy), or corrupt (unrecoverable). `repair` runs
+  // absolute CLOCK_MONOTONIC deadline, fixed once per call (the first time
+  // anything in the call reads the clock: see Waiter::fix_deadline); it is
+  // asked only when the mutex is busy, so a free mutex (the common case)
+  // costs no clock read. Returns ok (held), would_block (busy; the wait
+  // goes on), timed_out (still busy at the deadline), or corrupt
+  // (unrecoverable). `repair` runs
   // under the lock after a holder died, before the mutex is marked
   // consistent; it must be idempotent and return ok or corrupt.
   template <class Deadline, class Repair>
@@ -104,7 +107,9 @@ class RobustLock {
     int rc = ::pthread_mutex_trylock(m_);
     if (rc == EBUSY && !try_only) {
       const std::int64_t now = monotonic_ns();
-      const std::int64_t until = std::min(deadline(now), now + kLockSliceNs);
+      const std::int64_t d = deadline(now);
+      if (now >= d) return Errc::timed_out;  // every later poll would block again until d
+      const std::int64_t until = std::min(d, now + kLockSliceNs);
       const timespec ts = abs_timespec(until);
       // clocklock on CLOCK_MONOTONIC: a wall-clock step cannot stretch it.
       rc = ::pthread_mutex_clocklock(m_, CLOCK_MONOTONIC, &ts);
@@ -170,13 +175,13 @@ class RobustLock {
 };
 
 // The deadline of a call with timeout_ns (not 0) for a lock that found the
-// mutex busy at `now`: the waiter's own deadline once it has read the clock,
-// before that (its first polls) now + timeout_ns, which is later by at most
-// those polls.
-std::int64_t lock_deadline(const Waiter& w, std::int64_t timeout_ns, std::int64_t now) noexcept {
-  if (timeout_ns < 0) return INT64_MAX;
-  const std::int64_t d = w.deadline();
-  return d != 0 ? d : now + timeout_ns;
+// mutex busy at `now`: the call's one deadline, fixed by whichever reads the
+// clock first, this lock or the waiter after its first polls. Each of those
+// polls may reach a busy mutex; before this was fixed once per call, every
+// poll computed its own now + timeout_ns and blocked that long again, and
+// a 100 ms call returned after ~1.8 s (docs/wait-strategies.md).
+std::int64_t lock_deadline(Waiter& w, std::int64_t timeout_ns, std::int64_t now) noexcept {
+  return w.fix_deadline(now, timeout_ns);
 }
 
 // The shared words one side of a locked ring uses.

@@ -1,5 +1,6 @@
-// A forced reset under waiting handles. Each waiter is a forked process of
-// its own; the resetter is this process, through the library's
+// A forced reset under waiting handles, and timed calls on a locked ring
+// whose lock another process holds. Each waiter or holder is a forked
+// process of its own; the resetter is this process, through the library's
 // reset_ring (what `shmtool reset --force` calls).
 //
 //   ResetUnderWaiter.*   every kind x wait strategy x side (a consumer
@@ -14,6 +15,12 @@
 //                        ECORRUPT, never space in the new ring. After
 //                        it, a fresh consumer sees only the records sent
 //                        after the reset.
+//   LockedTimeout.*      a locked ring whose producer (consumer) lock is
+//                        held by a stopped process: send (peek) with 1, 10
+//                        and 100 ms return ETIMEDOUT no earlier than the
+//                        timeout and no later than the timeout plus
+//                        kLateMarginNs (docs/wait-strategies.md) plus the
+//                        time this thread spent runnable but not running.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -389,6 +396,93 @@ TEST_P(ResetUnderWaiter, GetsResetNeverAStaleRecord) {
 }
 
 INSTANTIATE_TEST_SUITE_P(All, ResetUnderWaiter, ::testing::ValuesIn(reset_cases()), reset_case_name);
+
+// ---- Defect: a timed call on a locked ring overran its timeout ---------------------------
+
+// How late a timed call may return ETIMEDOUT on top of its timeout and of
+// the time the calling thread spent runnable but not running (a loaded
+// machine's delay, not the library's): documented in docs/wait-strategies.md.
+constexpr std::int64_t kLateMarginNs = 50 * kMs;
+
+class LockedTimeout : public ::testing::TestWithParam<KW> {};
+
+void timed_calls_bounded(const KW& kw, Role held) {
+  KindRing ring("lto", Kind::locked, kw.wait);
+  ASSERT_EQ(ring.create_result(), Errc::ok);
+  // Both roles stay attached in this process (the peer rule never ends the
+  // wait), and one record waits for the consumer holder to peek.
+  Handle p, q;
+  ASSERT_EQ(p.open(ring.name(), SHMRING_PRODUCER), SHMRING_OK);
+  ASSERT_EQ(q.open(ring.name(), SHMRING_CONSUMER), SHMRING_OK);
+  ASSERT_EQ(send_rec(p.get(), kPre, 0, 1000 * kMs), SHMRING_OK);
+
+  // The holder takes the lock (reserve without commit / peek without
+  // release), then stops itself (SIGSTOP) until we let it go.
+  SharedBoard b;
+  ASSERT_TRUE(b);
+  Child holder([&]() -> int {
+    shmring_t* h = nullptr;
+    if (shmring_open(ring.name().c_str(), c_role(held), &h) != SHMRING_OK) return 10;
+    int rc;
+    if (held == Role::producer) {
+      void* buf = nullptr;
+      rc = shmring_reserve(h, 16, &buf, 1000 * kMs);
+    } else {
+      const void* buf = nullptr;
+      std::size_t n = 0;
+      rc = shmring_peek(h, &buf, &n, 1000 * kMs);
+    }
+    b->rc.store(rc);
+    b->phase.store(1);
+    if (rc != SHMRING_OK) return 11;
+    ::raise(SIGSTOP);
+    shmring_close(h);
+    return 0;
+  });
+  ASSERT_GT(holder.pid(), 0);
+  ASSERT_TRUE(until([&] { return b->phase.load() == 1 && proc_state(holder.pid()) == 'T'; }, 10'000 * kMs))
+      << "the holder never stopped holding the lock: rc " << b->rc.load() << ", " << holder.wait(0);
+  ASSERT_EQ(b->rc.load(), SHMRING_OK);
+
+  const std::int64_t started = now_ns();
+  for (std::int64_t t_ms : {1, 10, 100}) {
+    for (int round = 0; round < 3; ++round) {
+      const std::int64_t delay0 = run_delay_ns();
+      const std::int64_t t0 = now_ns();
+      int rc;
+      if (held == Role::producer) {
+        rc = send_rec(p.get(), kPost, 0, t_ms * kMs);
+      } else {
+        const void* buf = nullptr;
+        std::size_t n = 0;
+        rc = shmring_peek(q.get(), &buf, &n, t_ms * kMs);
+      }
+      const std::int64_t took = now_ns() - t0;
+      const std::int64_t queued = run_delay_ns() - delay0;
+      LIVE_MEASURE("timed_" + std::to_string(t_ms), "locked/%s %s %" PRId64 " ms with the %s lock held: %s after %.2f ms (runnable-not-running %.2f ms)",
+                   to_string(kw.wait), held == Role::producer ? "send" : "peek", t_ms, to_string(held), errname(rc),
+                   to_ms(took), to_ms(queued));
+      EXPECT_EQ(rc, SHMRING_ETIMEDOUT);
+      EXPECT_GE(took, t_ms * kMs);
+      EXPECT_LE(took, t_ms * kMs + kLateMarginNs + queued)
+          << "a " << t_ms << " ms call took " << to_ms(took) << " ms";
+    }
+  }
+  // The holder was stopped throughout (the calls above are bounded by the
+  // watchdog even if they overran); let it finish.
+  EXPECT_EQ(proc_state(holder.pid()), 'T') << "the holder ran during the measurement";
+  LIVE_MEASURE("held_for", "the lock was held for %.0f ms", to_ms(now_ns() - started));
+  ::kill(holder.pid(), SIGCONT);
+  EXPECT_EQ(holder.wait(10'000 * kMs), "exit 0");
+}
+
+TEST_P(LockedTimeout, SendWithProducerLockHeld) { timed_calls_bounded(GetParam(), Role::producer); }
+TEST_P(LockedTimeout, PeekWithConsumerLockHeld) { timed_calls_bounded(GetParam(), Role::consumer); }
+
+INSTANTIATE_TEST_SUITE_P(Waits, LockedTimeout,
+                         ::testing::Values(KW{Kind::locked, WaitStrategy::futex}, KW{Kind::locked, WaitStrategy::spin},
+                                           KW{Kind::locked, WaitStrategy::sem}),
+                         kw_name);
 
 }  // namespace
 }  // namespace shmring::live
