@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -40,6 +41,14 @@ Errc reset_ring(std::string_view name_in, bool force, std::string* detail) {
   // R-R1: release; live handles see the new generation on their next call
   // (R-A1) and stop touching the ring before we re-initialise it.
   atom(h->id.reset_gen).fetch_add(1, std::memory_order_acq_rel);
+  // R-R2: release fence, pairs with every acquire load of a word we
+  // re-initialise below (the indices: C-A1, P-A1, LC-A1, LP-A1, T-A1, and
+  // the mpmc slot words: MC-A1, MP-A1). Fence-to-acquire synchronisation
+  // makes each relaxed store below a release of the new generation: a
+  // handle whose acquire load reads one of them sees R-R1, so its reset
+  // check right after the load (RG-1, docs/memory-ordering.md) answers
+  // "reset" before it validates or uses the value.
+  std::atomic_thread_fence(std::memory_order_release);
   const bool quiet = live.empty();
   atom(h->prod.tail).store(0, std::memory_order_relaxed);
   atom(h->prod.records).store(0, std::memory_order_relaxed);

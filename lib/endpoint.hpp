@@ -45,11 +45,18 @@ class Endpoint {
 
  protected:
   Errc wrong_role() const noexcept { return Errc::invalid_argument; }
-  // A forced reset (shmtool reset --force) happened since we attached. A
-  // relaxed load: the check is advisory and ordered by nothing; it only
-  // stops this handle from touching the re-initialised ring again.
   // This handle's "asleep" flags in its attach entry (see note_idle_wake).
   std::uint64_t* sleep_flag() noexcept { return &seg_.hdr->attach[att_.entry()].sleeping; }
+  // A forced reset (shmtool reset --force) happened since we attached. A
+  // relaxed load. At the start of a call it is advisory (it may miss a
+  // reset in flight). RG-1: made right after an acquire load of a word a
+  // reset rewrites (an index, an mpmc slot word) and before that value is
+  // validated or used, it is conclusive: if the load read the reset's store
+  // (or anything stored after it), the acquire pairs with R-R2 and this
+  // load returns the new generation (docs/memory-ordering.md, "Forced
+  // reset"). Every kind makes this check after each such load, so a reset
+  // is never mistaken for corruption and no index from before the reset is
+  // combined with one from after it.
   bool was_reset() const noexcept {
     return atom(seg_.hdr->id.reset_gen).load(std::memory_order_relaxed) != reset_gen_;
   }

@@ -88,9 +88,12 @@ class RobustLock {
       : m_(reinterpret_cast<pthread_mutex_t*>(m)), holder_(holder), recoveries_(recoveries), pid_(pid) {}
 
   // try_only: a single try. Otherwise deadline(now) gives the call's
-  // absolute CLOCK_MONOTONIC deadline; it is asked only when the mutex is
-  // busy, so a free mutex (the common case) costs no clock read. Returns ok
-  // (held), would_block (busy), or corrupt (unrecoverable). `repair` runs
+  // absolute CLOCK_MONOTONIC deadline, fixed once per call (the first time
+  // anything in the call reads the clock: see Waiter::fix_deadline); it is
+  // asked only when the mutex is busy, so a free mutex (the common case)
+  // costs no clock read. Returns ok (held), would_block (busy; the wait
+  // goes on), timed_out (still busy at the deadline), or corrupt
+  // (unrecoverable). `repair` runs
   // under the lock after a holder died, before the mutex is marked
   // consistent; it must be idempotent and return ok or corrupt.
   template <class Deadline, class Repair>
@@ -104,7 +107,9 @@ class RobustLock {
     int rc = ::pthread_mutex_trylock(m_);
     if (rc == EBUSY && !try_only) {
       const std::int64_t now = monotonic_ns();
-      const std::int64_t until = std::min(deadline(now), now + kLockSliceNs);
+      const std::int64_t d = deadline(now);
+      if (now >= d) return Errc::timed_out;  // every later poll would block again until d
+      const std::int64_t until = std::min(d, now + kLockSliceNs);
       const timespec ts = abs_timespec(until);
       // clocklock on CLOCK_MONOTONIC: a wall-clock step cannot stretch it.
       rc = ::pthread_mutex_clocklock(m_, CLOCK_MONOTONIC, &ts);
@@ -170,13 +175,13 @@ class RobustLock {
 };
 
 // The deadline of a call with timeout_ns (not 0) for a lock that found the
-// mutex busy at `now`: the waiter's own deadline once it has read the clock,
-// before that (its first polls) now + timeout_ns, which is later by at most
-// those polls.
-std::int64_t lock_deadline(const Waiter& w, std::int64_t timeout_ns, std::int64_t now) noexcept {
-  if (timeout_ns < 0) return INT64_MAX;
-  const std::int64_t d = w.deadline();
-  return d != 0 ? d : now + timeout_ns;
+// mutex busy at `now`: the call's one deadline, fixed by whichever reads the
+// clock first, this lock or the waiter after its first polls. Each of those
+// polls may reach a busy mutex; before this was fixed once per call, every
+// poll computed its own now + timeout_ns and blocked that long again, and
+// a 100 ms call returned after ~1.8 s (docs/wait-strategies.md).
+std::int64_t lock_deadline(Waiter& w, std::int64_t timeout_ns, std::int64_t now) noexcept {
+  return w.fix_deadline(now, timeout_ns);
 }
 
 // The shared words one side of a locked ring uses.
@@ -222,7 +227,21 @@ class LockedSide : public Endpoint {
     if (e != Errc::ok) return e;
     holding_ = true;
     published_ = pos_ = atom(*w_.index).load(std::memory_order_acquire);
+    // RG-1: an index a reset stored (R-R2 pairs with this acquire) means the
+    // reset is visible now: give the lock back and never combine this
+    // position with an index cached before the reset.
+    if (was_reset()) return reset_exit();
     return Errc::ok;
+  }
+
+  // The ring was reset under this handle: let go of the lock if we hold it
+  // (the other handles, old and new, must not wait on us) and say so.
+  Errc reset_exit() noexcept {
+    if (holding_) {
+      holding_ = false;
+      lock_.unlock();
+    }
+    return Errc::reset;
   }
 
   // Stores pos_ back as the side's index if it moved, unlocks, and wakes the
@@ -230,11 +249,7 @@ class LockedSide : public Endpoint {
   // release it first).
   Errc publish(bool open_item) {
     if (!holding_) return corrupt_ ? Errc::corrupt : Errc::ok;
-    if (was_reset()) {  // never publish stale indices into a re-initialised ring
-      holding_ = false;
-      lock_.unlock();
-      return Errc::reset;
-    }
+    if (was_reset()) return reset_exit();  // never publish stale indices into a re-initialised ring
     if (open_item) return Errc::invalid_argument;
     const bool moved = pos_ != published_;
     if (moved) {
@@ -303,7 +318,7 @@ class LockedProducer final : public LockedSide {
 
   Errc reserve(std::size_t n, std::byte** out, std::int64_t timeout_ns) override {
     if (corrupt_) return Errc::corrupt;
-    if (was_reset()) return Errc::reset;
+    if (was_reset()) return reset_exit();
     if (n > area_.max_record) return Errc::too_big;
     has_reservation_ = false;  // a second reserve replaces the first
     const Errc e = waiter_.wait([&] { return acquire_space(n, timeout_ns); }, timeout_ns);
@@ -319,7 +334,7 @@ class LockedProducer final : public LockedSide {
 
   Errc commit(std::size_t n, bool publish_now) override {
     if (corrupt_) return Errc::corrupt;
-    if (was_reset()) return Errc::reset;
+    if (was_reset()) return reset_exit();
     if (!has_reservation_ || n > reserved_n_) return Errc::invalid_argument;
     write_record_header(area_, reserved_pos_, n);
     SHMRING_CRASHPOINT("locked.commit.before_publish");
@@ -344,6 +359,7 @@ class LockedProducer final : public LockedSide {
     if (indices_sane(area_, head_seen_, published_) && pos_ + need - head_seen_ <= area_.cap) return Errc::ok;
     // LP-A1: acquire, pairs with LC-R1: consumers are done with that space.
     const std::uint64_t h = atom(seg_.hdr->cons.head).load(std::memory_order_acquire);
+    if (was_reset()) return reset_exit();  // RG-1, as in take_lock
     if (!indices_sane(area_, h, published_)) {
       flush();
       return quarantine("consumer index " + std::to_string(h) + " out of range");
@@ -372,7 +388,7 @@ class LockedConsumer final : public LockedSide {
 
   Errc peek(const std::byte** out, std::size_t* n, std::int64_t timeout_ns) override {
     if (corrupt_) return Errc::corrupt;
-    if (was_reset()) return Errc::reset;
+    if (was_reset()) return reset_exit();
     if (!has_peek_) {
       const Errc e = waiter_.wait([&] { return next_record(timeout_ns); }, timeout_ns);
       if (e != Errc::ok) return e;
@@ -385,7 +401,7 @@ class LockedConsumer final : public LockedSide {
 
   Errc release(bool publish_now) override {
     if (corrupt_) return Errc::corrupt;
-    if (was_reset()) return Errc::reset;
+    if (was_reset()) return reset_exit();
     if (!has_peek_) return Errc::invalid_argument;
     SHMRING_CRASHPOINT("locked.release.before_publish");
     pos_ += record_footprint(peek_len_);
@@ -414,6 +430,7 @@ class LockedConsumer final : public LockedSide {
     if (e == Errc::would_block) {
       // LC-A1: acquire, pairs with LP-R1: the records before tail are whole.
       const std::uint64_t t = atom(seg_.hdr->prod.tail).load(std::memory_order_acquire);
+      if (was_reset()) return reset_exit();  // RG-1, as in take_lock
       if (!indices_sane(area_, published_, t) || t - pos_ > area_.cap) {
         flush();
         return quarantine("producer index " + std::to_string(t) + " out of range");

@@ -235,6 +235,8 @@ class MpmcProducer final : public MpmcBase {
       const std::uint64_t L = lap(t);
       // MP-A1: acquire, pairs with MC-R1: the previous lap's reader is done.
       std::uint64_t w = atom(s->word).load(std::memory_order_acquire);
+      // RG-1 (endpoint.hpp): a ticket or word a reset stored is a reset.
+      if (was_reset()) return Errc::reset;
       const std::uint64_t st = word_state(w);
       const std::int64_t d = lap_diff(word_lap(w), L);
       if (st > kSlotAbandonedReleased) return quarantine("slot " + std::to_string(t & (n_ - 1)) + " has an unknown state");
@@ -371,6 +373,8 @@ class MpmcConsumer final : public MpmcBase {
       const std::uint64_t L = lap(t);
       // MC-A1: acquire, pairs with MP-R1: a FULL slot's payload is complete.
       std::uint64_t w = atom(s->word).load(std::memory_order_acquire);
+      // RG-1 (endpoint.hpp): a ticket or word a reset stored is a reset.
+      if (was_reset()) return Errc::reset;
       const std::uint64_t st = word_state(w);
       const std::int64_t d = lap_diff(word_lap(w), L);
       if (st > kSlotAbandonedReleased) return quarantine("slot " + std::to_string(t & (n_ - 1)) + " has an unknown state");

@@ -115,6 +115,9 @@ class SpscProducer final : public Endpoint {
     // P-A1: acquire, pairs with C-R1 in SpscConsumer::publish: the consumer
     // is done reading the space it handed back.
     const std::uint64_t h = atom(*head_).load(std::memory_order_acquire);
+    // RG-1: a reset moves head back (R-R2 pairs with P-A1): that is a
+    // reset, not corruption, and our write position is no longer valid.
+    if (was_reset()) return Errc::reset;
     // Untrusted: the consumer can never be ahead of what we published, nor
     // more than a capacity behind it, and records are 8-byte aligned.
     if (!indices_sane(area_, h, published_)) {
@@ -226,6 +229,10 @@ class SpscConsumer final : public Endpoint {
       // C-A1: acquire, pairs with P-R1 in SpscProducer::publish: the
       // records before the tail are completely written.
       const std::uint64_t t = atom(*tail_).load(std::memory_order_acquire);
+      // RG-1: a reset moves tail back (R-R2 pairs with C-A1): that is a
+      // reset, not corruption, and a tail stored after the reset must not
+      // be combined with our position from before it.
+      if (was_reset()) return Errc::reset;
       if (!indices_sane(area_, released_, t) || t - read_pos_ > area_.cap) {
         return corrupt("producer index " + std::to_string(t) + " out of range (head " +
                        std::to_string(released_) + ")");

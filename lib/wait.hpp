@@ -151,8 +151,11 @@ class Waiter {
         gen_(atom(h->id.reset_gen).load(std::memory_order_acquire)) {}
 
   // Calls ready() until it returns anything but would_block; returns
-  // would_block (timeout 0), timed_out, or peer_gone when the peer rule of
-  // docs/liveness.md says nobody is left to unblock us.
+  // would_block (timeout 0), timed_out, reset, or peer_gone when the peer
+  // rule of docs/liveness.md says nobody is left to unblock us. The call's
+  // deadline is fixed once, by the first clock read of the call (ready()
+  // may make it through fix_deadline before it blocks), and every later
+  // step of the call, ready()'s included, is bounded by that one deadline.
   template <class Ready>
   Errc wait(Ready&& ready, std::int64_t timeout_ns) {
     deadline_ = 0;
@@ -173,8 +176,8 @@ class Waiter {
     std::int64_t now = monotonic_ns();
     if (peer_gone(now, ready, &e)) return e;
     if (timeout_ns == 0) return Errc::would_block;
-    const std::int64_t deadline = timeout_ns < 0 ? INT64_MAX : now + timeout_ns;
-    deadline_ = deadline;
+    const std::int64_t deadline = fix_deadline(now, timeout_ns);
+    if (now >= deadline) return Errc::timed_out;
     const std::int64_t start = now;
     const std::int64_t busy_until = s_ == WaitStrategy::spin ? INT64_MAX : now + kBusyNs;
     // Busy phase.
@@ -221,6 +224,10 @@ class Waiter {
       // Only the count matters here; no data is published through it.
       atom(line_->waiters).fetch_sub(1, std::memory_order_relaxed);
       if (sleep_flag_) atom(*sleep_flag_).fetch_and(~sleep_bit_, std::memory_order_relaxed);
+      // A forced reset wakes every sleeper: end the wait before touching
+      // the ring (advisory here; ready() makes the conclusive check, RG-1,
+      // after each index load).
+      if (e == Errc::would_block && atom(*reset_gen_).load(std::memory_order_relaxed) != gen_) return Errc::reset;
       if (e == Errc::would_block) e = ready();
       if (e != Errc::would_block) return e;
       now = monotonic_ns();
@@ -229,10 +236,16 @@ class Waiter {
     }
   }
 
-  // The running wait's absolute deadline once it has read the clock (after
-  // its first polls), 0 before that. ready() may use it to bound a blocking
-  // step of its own (the locked kind's timed mutex lock).
-  std::int64_t deadline() const noexcept { return deadline_; }
+  // The running call's absolute CLOCK_MONOTONIC deadline: fixed by the
+  // first caller (now + timeout_ns; INT64_MAX for a negative timeout) and
+  // returned unchanged to every later one until the next wait(). ready()
+  // uses it to bound a blocking step of its own (the locked kind's timed
+  // mutex lock); the first clock read of a call comes before anything in
+  // it can block, so the deadline starts at most a few polls late.
+  std::int64_t fix_deadline(std::int64_t now, std::int64_t timeout_ns) noexcept {
+    if (deadline_ == 0) deadline_ = timeout_ns < 0 ? INT64_MAX : now + timeout_ns;
+    return deadline_;
+  }
 
  private:
   template <class Ready>
