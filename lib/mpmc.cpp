@@ -17,7 +17,9 @@
 //        |                  p dead: consumer CAS          consumer CAS
 //        |                  p stalled: --> ABANDONED(L,p)         v
 //        +------- release CAS (lap L+1) ------------------- READING(L, c)
-//                 (c dead: a producer CAS, the record is dropped)
+//                 (c dead: a producer CAS, the record is dropped;
+//                  c stalled: a producer CAS --> ABANDONED(L+1, c),
+//                  the record is dropped, c's release acknowledges)
 //
 // The claim itself writes the claimer's identity (one CAS), so there is no
 // moment at which a slot is taken but its taker unknown. A ticket counter is
@@ -275,6 +277,27 @@ class MpmcProducer final : public MpmcBase {
           }
           continue;
         }
+        if (v == Verdict::stalled) {
+          // The reader is alive but has held the record past the stall
+          // bound: revoke it. The slot is quarantined as ABANDONED(L, c),
+          // exactly like a revoked claim of lap L: producers skip ticket t
+          // (next iteration), consumers skip it and carry the quarantine
+          // from lap to lap, and nobody writes the payload, so the late
+          // reader still reads its own record, until it acknowledges in
+          // release() or dies. The record is dropped (counted): the
+          // consumer ticket has passed it, and the late reader may already
+          // have used it, so handing it to another consumer could deliver
+          // it twice. The CAS races with the reader's release (MC-R1):
+          // exactly one of the two succeeds. acq_rel: MP-A1 on success
+          // (pairs with MC-A1/MC-R1 of the reader's take); release for the
+          // consumers' MC-A1 loads that see ABANDONED.
+          if (atom(s->word).compare_exchange_strong(w, make_word(L, word_owner(w), kSlotAbandoned),
+                                                    std::memory_order_acq_rel, std::memory_order_relaxed)) {
+            count(seg_.hdr->roles.fenced_reads);
+            wake_everyone();
+          }
+          continue;
+        }
       }
       return Errc::would_block;
     }
@@ -332,6 +355,25 @@ class MpmcConsumer final : public MpmcBase {
     // reads of the slot are done; pairs with MP-A1.
     if (!atom(slot(take_)->word).compare_exchange_strong(w, make_word(lap(take_) + 1, 0, kSlotEmpty),
                                                          std::memory_order_seq_cst, std::memory_order_relaxed)) {
+      if (word_state(w) == kSlotAbandoned && word_owner(w) == me_) {
+        // We stalled holding the record and a producer revoked it (see
+        // try_claim): the slot was quarantined, so nothing we read was
+        // overwritten, but the record counts as dropped. Acknowledge, so
+        // the slot can be reused; consumers passing it move its lap on, so
+        // retry until the acknowledgement lands on the current word.
+        // acq_rel: releases our reads of the slot before its reuse; pairs
+        // with MP-A1 (try_claim) and MC-A1 (try_take), the acquire loads
+        // that see ABANDONED_RELEASED.
+        while (word_state(w) == kSlotAbandoned && word_owner(w) == me_ &&
+               !atom(slot(take_)->word)
+                    .compare_exchange_weak(w, make_word(word_lap(w), me_, kSlotAbandonedReleased),
+                                           std::memory_order_acq_rel, std::memory_order_relaxed)) {
+        }
+        wake_everyone();
+        return fail(Errc::reset, seg_.name,
+                    "hold on slot " + std::to_string(take_ & (n_ - 1)) +
+                        " was revoked after this consumer stalled between peek and release; the record was dropped");
+      }
       if (was_reset()) return Errc::reset;
       return quarantine("slot " + std::to_string(take_ & (n_ - 1)) + " changed under its reader");
     }

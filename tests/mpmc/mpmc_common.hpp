@@ -120,6 +120,7 @@ struct ConsumeOpts {
   std::string bitmap_path;     // per-producer bitmaps at the end ("" none)
   int trace_fd = -1;           // "peeked ID SEQ TICKET" before each release
   std::function<void(int rc)> on_open;  // called once the open returned
+  ConsumerPort* port = nullptr;  // consume through this open handle (ring, face, on_open unused)
 };
 
 struct ConsumeResult {
@@ -249,6 +250,7 @@ class RingView {
   std::uint64_t abandoned_claims() const noexcept;
   std::uint64_t dropped_reads() const noexcept;
   std::uint64_t fenced_claims() const noexcept;
+  std::uint64_t fenced_reads() const noexcept;
   std::uint64_t slot_word(std::uint64_t index) const noexcept;
   // Starts the tickets at t0 (only while nobody is attached): both
   // counters, and every slot word for tickets t0..t0+n-1
