@@ -368,6 +368,12 @@ ConsumeResult consume(const ConsumeOpts& o) {
     if (o.log_before_release) log();
     busy_for(o.hold_ns);
     rc = port->release();
+    if (rc == SHMRING_ERESET && o.revoke_fd >= 0) {
+      trace(o.revoke_fd, "revoked %u %" PRIu64, v.id, v.seq);
+      ++r.revoked;
+      rc = 0;
+      continue;
+    }
     if (rc != 0) {
       r.error = "release: " + rc_text(rc);
       break;

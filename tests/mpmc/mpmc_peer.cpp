@@ -26,6 +26,9 @@
 //              --sync writes each at once (for a consumer that is killed);
 //              --log-first logs a record before releasing it (else after).
 //              --trace: "peeked ID SEQ TICKET" before each release.
+//              --tolerate-revoke: a release refused with SHMRING_ERESET
+//              (the hold was revoked while this process was stopped) is
+//              reported ("revoked ID SEQ") and the loop goes on.
 // pause        reports "claiming TS", reserves record (id, 0) and fills it,
 //              reports "claimed TS",
 //              waits for one byte on stdin, then scribbles over the
@@ -86,7 +89,8 @@ struct Opts {
   std::uint64_t start = 0, count = 0, after = 0;
   std::int64_t timeout_ms = 20'000, hold_us = 0;
   unsigned deadline_s = 120;
-  bool until_stop = false, gate = false, trace = false, sync = false, tolerate_reset = false, log_first = false;
+  bool until_stop = false, gate = false, trace = false, sync = false, tolerate_reset = false, log_first = false,
+       tolerate_revoke = false;
 };
 
 Opts parse(int argc, char** argv) {
@@ -121,6 +125,7 @@ Opts parse(int argc, char** argv) {
     else if (a == "--sync") o.sync = true;
     else if (a == "--tolerate-reset") o.tolerate_reset = true;
     else if (a == "--log-first") o.log_first = true;
+    else if (a == "--tolerate-revoke") o.tolerate_revoke = true;
     else usage("unknown option " + a);
   }
   return o;
@@ -164,6 +169,7 @@ int run_consume(const Opts& o) {
   c.hold_ns = o.hold_us * 1000;
   c.bitmap_path = o.bitmap;
   c.trace_fd = o.trace ? 3 : -1;
+  c.revoke_fd = o.tolerate_revoke ? 3 : -1;
   c.on_open = [](int rc) { say("opened %d", rc); };
   const ConsumeResult r = consume(c);
   if (!r.error.empty()) say("error %s", r.error.c_str());
