@@ -21,9 +21,18 @@
 //     Stopped past the bound (revoked, quarantined), then killed: the
 //     consumers passing the quarantined slot see its holder dead and put
 //     the slot back into use; every slot ends EMPTY.
+//   MpmcPausedReader.ShmtoolShowsTheHeldSlot
+//     A full ring whose first record a stopped reader holds, no producer
+//     waiting: shmtool inspect (text and --json) and verify name the slot,
+//     its state, the holder's entry and pid, that it is stopped and that
+//     the producers' next ticket needs that slot; "0 records waiting" is
+//     never shown alone. Nobody waited, so nothing is revoked: the
+//     resumed reader's release succeeds. (The revoked case is checked in
+//     RevokedAfterBoundOthersProceed.)
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <chrono>
@@ -41,6 +50,30 @@ namespace shmring::mpmc_test {
 namespace {
 
 using namespace std::chrono_literals;
+
+struct ToolOut {
+  int code = -1;
+  std::string out;
+};
+
+// Runs shmtool with args (no shell quoting needed: ring names are
+// [A-Za-z0-9_.-]) and returns its exit code and stdout.
+[[maybe_unused]] ToolOut shmtool(const std::string& args) {
+  ToolOut r;
+#ifdef SHMRING_SHMTOOL
+  const std::string cmd = std::string(SHMRING_SHMTOOL) + " " + args + " 2>/dev/null";
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (f == nullptr) return r;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) r.out.append(buf, n);
+  const int st = ::pclose(f);
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+#else
+  (void)args;
+#endif
+  return r;
+}
 
 // Two streaming producers (ids 1, 2), one steady consumer, one holder.
 struct Scene {
@@ -153,6 +186,17 @@ TEST(MpmcPausedReader, RevokedAfterBoundOthersProceed) {
                                           << " tail " << s.view->tail() << " fenced_reads " << s.view->fenced_reads();
   const double flow_seen_ms = static_cast<double>(now_ns() - s.t_held) / 1e6;
   EXPECT_EQ(s.view->fenced_reads(), 1u);
+#ifdef SHMRING_SHMTOOL
+  {
+    // The quarantined slot, named after its revoked holder.
+    const ToolOut t = shmtool("inspect " + s.ring.name);
+    EXPECT_EQ(t.code, 0) << t.out;
+    EXPECT_NE(t.out.find("owner=" + std::to_string(s.holder->pid()) +
+                         " (alive) entry"), std::string::npos) << t.out;
+    EXPECT_NE(t.out.find("hold revoked from a stalled consumer, record dropped"), std::string::npos) << t.out;
+    EXPECT_NE(t.out.find("fenced_reads 1"), std::string::npos) << t.out;
+  }
+#endif
 
   // Back to life: the record it holds is still intact in place; its
   // release is refused; its handle keeps working.
@@ -235,6 +279,80 @@ TEST(MpmcPausedReader, StoppedThenKilled) {
   s.check_slots(u);
   EXPECT_EQ(s.view->fenced_reads(), 1u);
   EXPECT_EQ(s.view->dropped_reads(), 0u);
+}
+
+TEST(MpmcPausedReader, ShmtoolShowsTheHeldSlot) {
+#ifndef SHMRING_SHMTOOL
+  GTEST_SKIP() << "shmtool not built";
+#else
+  Ring ring(4096, 256);  // 16 slots
+  ASSERT_EQ(ring.created, Errc::ok) << last_error_message();
+  RingView view(ring.name);
+  ASSERT_TRUE(view.ok());
+  const std::uint64_t n = view.slot_count();
+  {
+    auto fill = peer({"produce", ring.name, "--id", "1", "--count", std::to_string(n)});
+    auto done = fill->expect("done", 20s);
+    ASSERT_TRUE(done.has_value()) << fill->history_text();
+    ASSERT_EQ(word_int(*done, 2), static_cast<std::int64_t>(n)) << *done;
+    EXPECT_TRUE(fill->wait(10s).exited);
+  }
+  // --timeout-ms: after the held record it takes the other 15 and stops
+  // when no more come (no producer is attached any more).
+  auto holder = peer({"hold", ring.name, "--face", "ep", "--timeout-ms", "300"});
+  ASSERT_TRUE(holder->expect("opened", 10s).value_or("") == "opened 0") << holder->history_text();
+  auto held = holder->expect("held", 10s);
+  ASSERT_TRUE(held.has_value()) << holder->history_text();
+  ASSERT_EQ(word_int(*held, 2), 0) << *held;  // the first record, ticket 0: slot 0
+  holder->signal(SIGSTOP);
+  // Stopped: /proc says 'T' once the signal is delivered.
+  ASSERT_TRUE(poll_until([&] { return shmtool("inspect " + ring.name).out.find("(alive, stopped)") != std::string::npos; },
+                         10s));
+  const std::string pid = std::to_string(holder->pid());
+
+  const ToolOut text = shmtool("inspect " + ring.name);
+  EXPECT_EQ(text.code, 0) << text.out;
+  // The diagnosis (first line) does not stop at "records waiting".
+  const std::string first = text.out.substr(0, text.out.find('\n'));
+  EXPECT_NE(first.find("15 records waiting"), std::string::npos) << first;
+  EXPECT_NE(first.find("slot 0 being read by pid " + pid + " (stopped), producers wait for it"), std::string::npos)
+      << first;
+  EXPECT_NE(text.out.find("held_slots=1"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("slot 0 lap 0 reading by pid " + pid + " (alive, stopped) entry "), std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("producers wait for slot 0 held by pid " + pid), std::string::npos) << text.out;
+
+  const ToolOut json = shmtool("inspect " + ring.name + " --json");
+  EXPECT_EQ(json.code, 0) << json.out;
+  const std::size_t at = json.out.find("\"held_slots\"");
+  ASSERT_NE(at, std::string::npos) << json.out;
+  const std::string h = json.out.substr(at, json.out.find(']', at) - at);
+  const std::vector<std::string> fields{"\"slot\": 0,", "\"state\": \"reading\"", "\"owner_pid\": " + pid + ",",
+                                        "\"owner_stopped\": true", "\"blocks\": true"};
+  for (const std::string& field : fields)
+    EXPECT_NE(h.find(field), std::string::npos) << field << " not in " << h;
+  EXPECT_NE(json.out.find("\"fenced_reads\": 0"), std::string::npos) << json.out;
+
+  const ToolOut verify = shmtool("verify " + ring.name);
+  EXPECT_EQ(verify.code, 0) << verify.out;
+  EXPECT_NE(verify.out.find("held: slot 0 reading by pid " + pid), std::string::npos) << verify.out;
+
+  // Nobody waited for the slot: the resumed reader's release succeeds.
+  holder->signal(SIGCONT);
+  ASSERT_TRUE(holder->send_byte());
+  EXPECT_EQ(holder->expect("intact", 10s).value_or(""), "intact 1") << holder->history_text();
+  auto rel = holder->expect("release", 10s);
+  ASSERT_TRUE(rel.has_value()) << holder->history_text();
+  EXPECT_EQ(word_int(*rel, 1), 0) << *rel;
+  EXPECT_EQ(view.fenced_reads(), 0u);
+  // It goes on through the same handle with the other 15 records.
+  auto hdone = holder->expect("done", 20s);
+  ASSERT_TRUE(hdone.has_value()) << holder->history_text();
+  EXPECT_EQ(word_int(*hdone, 1), SHMRING_ETIMEDOUT) << *hdone;
+  EXPECT_EQ(word_int(*hdone, 2), static_cast<std::int64_t>(n - 1)) << *hdone;
+  const ToolOut after = shmtool("inspect " + ring.name);
+  EXPECT_NE(after.out.find("held_slots=0"), std::string::npos) << after.out;
+#endif
 }
 
 }  // namespace
