@@ -227,6 +227,7 @@ void report_json(Json& j, const Report& r, bool full) {
       j.kv("owner_pid", v.owner_pid);
       j.kv("owner_stopped", v.owner_stopped);
       j.kv("blocks", v.blocks);
+      j.kv("steady", v.steady);
       j.kv("reason", v.reason);
       j.end_object();
     }
@@ -288,7 +289,7 @@ std::string render_text(const Report& r) {
                         (mpmc ? "  consumer ticket " : "  head ") + std::to_string(r.hdr.cons.head));
     std::string held_note;
     for (const SlotView& v : r.held)
-      if (v.blocks)
+      if (v.steady)
         held_note += std::string(v.state == sd::kSlotReading ? ", producers wait for slot " : ", consumers wait for slot ") +
                      std::to_string(v.index) + " held by pid " + std::to_string(v.owner_pid);
     line("fill", std::to_string(r.fill_records) + " records" +
@@ -426,7 +427,7 @@ int verify_one(int dirfd, const std::string& arg, std::string* out) {
     if (!r.data_read) o += ", data area not examined";
     o += ")\n";
     for (const SlotView& v : r.held)
-      if (v.blocks || v.owner_stopped)
+      if (v.steady || v.owner_stopped)
         o += "held: slot " + std::to_string(v.index) + " " + slot_state_text(v.state) + " by pid " +
              std::to_string(v.owner_pid) + " entry " + std::to_string(v.owner & 31) + ": " + escape_text(v.reason) +
              "\n";

@@ -729,13 +729,14 @@ std::string make_diagnosis(const Report& r) {
       d += ", " + std::to_string(r.live) + " live / " + std::to_string(r.dead) + " dead peers";
       if (!r.abandoned.empty()) d += ", " + std::to_string(r.abandoned.size()) + " abandoned slots";
       // A held slot is normal mid-record; it is news when its holder is
-      // stopped or the other side waits for it ("0 records waiting" while
-      // the producers are stuck behind a reader).
+      // stopped or the other side has been waiting for it across two
+      // copies ("0 records waiting" while the producers are stuck behind a
+      // reader).
       for (const SlotView& v : r.held)
-        if (v.blocks || v.owner_stopped)
+        if (v.steady || v.owner_stopped)
           d += ", slot " + std::to_string(v.index) + (v.state == sd::kSlotWriting ? " being written" : " being read") +
                " by pid " + std::to_string(v.owner_pid) + (v.owner_stopped ? " (stopped)" : "") +
-               (!v.blocks                          ? ""
+               (!v.blocks                     ? ""
                 : v.state == sd::kSlotWriting ? ", consumers wait for it"
                                               : ", producers wait for it");
       if (r.geo.kind == Kind::locked) {
@@ -762,6 +763,18 @@ Report examine(int dirfd, const std::string& entry, Depth depth) {
     std::this_thread::sleep_for(std::chrono::milliseconds(g_recheck_pause_ms));
     r = examine_once(dirfd, entry, depth);
   }
+  // A held slot at the tickets' front is usually a record in flight on a
+  // busy ring. It is news (diagnosis, fill) only when a second copy shows
+  // the same word: the same holder, still on the same lap.
+  bool in_flight = false;
+  for (const SlotView& v : r.held) in_flight = in_flight || (v.blocks && !v.owner_stopped);
+  if (in_flight) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(g_recheck_pause_ms));
+    const Report again = examine_once(dirfd, entry, depth);
+    for (SlotView& v : r.held)
+      for (const SlotView& w : again.held) v.steady = v.steady || (v.blocks && w.index == v.index && w.word == v.word);
+  }
+  for (SlotView& v : r.held) v.steady = v.steady || (v.blocks && v.owner_stopped);
   r.diagnosis = make_diagnosis(r);
   return r;
 }

@@ -102,6 +102,8 @@ struct SlotView {
   std::uint32_t owner_role = 0;  // 1 producer, 2 consumer, 0 unknown (entry reused or freed)
   bool owner_stopped = false;    // the holder's process is stopped (SIGSTOP) or traced
   bool blocks = false;           // the other side waits for this slot (held at the tickets' front)
+  bool steady = false;           // blocks, and a second copy 2 ms later shows the same word (not
+                                 // just a record in flight on a busy ring)
 };
 
 struct Report {
