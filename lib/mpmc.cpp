@@ -33,6 +33,10 @@
 //   MC-A1 consumer: slot word load/CAS (acquire)  pairs with MP-R1
 //   MC-R1 consumer: release CAS -> EMPTY(L+1) (release) pairs with MP-A1
 //   T-R1  ticket advance CAS (release)            pairs with T-A1 loads (acquire)
+//   revoke-read  producer: READING -> ABANDONED of a stalled reader (acq_rel),
+//                races with MC-R1; consumers' MC-A1 see the quarantine
+//   ack   claimer/reader: ABANDONED -> ABANDONED_RELEASED (acq_rel)
+//                                                 pairs with MP-A1, MC-A1
 #include <cstring>
 
 #include "endpoint.hpp"
@@ -205,7 +209,7 @@ class MpmcProducer final : public MpmcBase {
         // quarantined slot can be reused, and report the dropped record.
         // Consumers passing the slot move its lap on (see try_take), so
         // retry until the acknowledgement lands on the current word.
-        // acq_rel: releases our late writes into the quarantined slot before
+        // ack: acq_rel, releases our late writes into the quarantined slot before
         // it is reused; pairs with MP-A1 (try_claim) and MC-A1 (try_take),
         // the acquire loads that see ABANDONED_RELEASED.
         while (word_state(w) == kSlotAbandoned && word_owner(w) == me_ &&
@@ -288,9 +292,9 @@ class MpmcProducer final : public MpmcBase {
           // consumer ticket has passed it, and the late reader may already
           // have used it, so handing it to another consumer could deliver
           // it twice. The CAS races with the reader's release (MC-R1):
-          // exactly one of the two succeeds. acq_rel: MP-A1 on success
-          // (pairs with MC-A1/MC-R1 of the reader's take); release for the
-          // consumers' MC-A1 loads that see ABANDONED.
+          // exactly one of the two succeeds. revoke-read: acq_rel, MP-A1
+          // on success (the reader's take is ordered before it); release
+          // for the consumers' MC-A1 loads that see ABANDONED.
           if (atom(s->word).compare_exchange_strong(w, make_word(L, word_owner(w), kSlotAbandoned),
                                                     std::memory_order_acq_rel, std::memory_order_relaxed)) {
             count(seg_.hdr->roles.fenced_reads);
@@ -361,9 +365,9 @@ class MpmcConsumer final : public MpmcBase {
         // overwritten, but the record counts as dropped. Acknowledge, so
         // the slot can be reused; consumers passing it move its lap on, so
         // retry until the acknowledgement lands on the current word.
-        // acq_rel: releases our reads of the slot before its reuse; pairs
-        // with MP-A1 (try_claim) and MC-A1 (try_take), the acquire loads
-        // that see ABANDONED_RELEASED.
+        // ack: acq_rel, releases our reads of the slot before its reuse;
+        // pairs with MP-A1 (try_claim) and MC-A1 (try_take), the acquire
+        // loads that see ABANDONED_RELEASED.
         while (word_state(w) == kSlotAbandoned && word_owner(w) == me_ &&
                !atom(slot(take_)->word)
                     .compare_exchange_weak(w, make_word(word_lap(w), me_, kSlotAbandonedReleased),
