@@ -184,7 +184,8 @@ struct RoleBlock {
   std::uint64_t abandoned_claims;  // slots skipped because the claimer died
   std::uint64_t dropped_reads;     // records lost with a consumer that died holding them
   std::uint64_t fenced_claims;     // claims revoked from a live but stalled claimer
-  std::uint8_t pad[kSeparation - 56];
+  std::uint64_t fenced_reads;      // records revoked from a live but stalled reader (dropped)
+  std::uint8_t pad[kSeparation - 64];
 };
 
 // Attach entry state word: pid in bits 63..32, role in bits 15..8, phase in
@@ -263,6 +264,7 @@ static_assert(offsetof(RoleBlock, attaches) == 16);
 static_assert(offsetof(RoleBlock, abandoned_claims) == 32);
 static_assert(offsetof(RoleBlock, dropped_reads) == 40);
 static_assert(offsetof(RoleBlock, fenced_claims) == 48);
+static_assert(offsetof(RoleBlock, fenced_reads) == 56);
 static_assert(sizeof(RoleBlock) == kSeparation);
 static_assert(sizeof(Header) == kHeaderSize);
 // Producer-written and consumer-written words never share a line (nor an

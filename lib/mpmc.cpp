@@ -17,7 +17,9 @@
 //        |                  p dead: consumer CAS          consumer CAS
 //        |                  p stalled: --> ABANDONED(L,p)         v
 //        +------- release CAS (lap L+1) ------------------- READING(L, c)
-//                 (c dead: a producer CAS, the record is dropped)
+//                 (c dead: a producer CAS, the record is dropped;
+//                  c stalled: a producer CAS --> ABANDONED(L+1, c),
+//                  the record is dropped, c's release acknowledges)
 //
 // The claim itself writes the claimer's identity (one CAS), so there is no
 // moment at which a slot is taken but its taker unknown. A ticket counter is
@@ -31,6 +33,10 @@
 //   MC-A1 consumer: slot word load/CAS (acquire)  pairs with MP-R1
 //   MC-R1 consumer: release CAS -> EMPTY(L+1) (release) pairs with MP-A1
 //   T-R1  ticket advance CAS (release)            pairs with T-A1 loads (acquire)
+//   revoke-read  producer: READING -> ABANDONED of a stalled reader (acq_rel),
+//                races with MC-R1; consumers' MC-A1 see the quarantine
+//   ack   claimer/reader: ABANDONED -> ABANDONED_RELEASED (acq_rel)
+//                                                 pairs with MP-A1, MC-A1
 #include <cstring>
 
 #include "endpoint.hpp"
@@ -203,7 +209,7 @@ class MpmcProducer final : public MpmcBase {
         // quarantined slot can be reused, and report the dropped record.
         // Consumers passing the slot move its lap on (see try_take), so
         // retry until the acknowledgement lands on the current word.
-        // acq_rel: releases our late writes into the quarantined slot before
+        // ack: acq_rel, releases our late writes into the quarantined slot before
         // it is reused; pairs with MP-A1 (try_claim) and MC-A1 (try_take),
         // the acquire loads that see ABANDONED_RELEASED.
         while (word_state(w) == kSlotAbandoned && word_owner(w) == me_ &&
@@ -277,6 +283,27 @@ class MpmcProducer final : public MpmcBase {
           }
           continue;
         }
+        if (v == Verdict::stalled) {
+          // The reader is alive but has held the record past the stall
+          // bound: revoke it. The slot is quarantined as ABANDONED(L, c),
+          // exactly like a revoked claim of lap L: producers skip ticket t
+          // (next iteration), consumers skip it and carry the quarantine
+          // from lap to lap, and nobody writes the payload, so the late
+          // reader still reads its own record, until it acknowledges in
+          // release() or dies. The record is dropped (counted): the
+          // consumer ticket has passed it, and the late reader may already
+          // have used it, so handing it to another consumer could deliver
+          // it twice. The CAS races with the reader's release (MC-R1):
+          // exactly one of the two succeeds. revoke-read: acq_rel, MP-A1
+          // on success (the reader's take is ordered before it); release
+          // for the consumers' MC-A1 loads that see ABANDONED.
+          if (atom(s->word).compare_exchange_strong(w, make_word(L, word_owner(w), kSlotAbandoned),
+                                                    std::memory_order_acq_rel, std::memory_order_relaxed)) {
+            count(seg_.hdr->roles.fenced_reads);
+            wake_everyone();
+          }
+          continue;
+        }
       }
       return Errc::would_block;
     }
@@ -334,6 +361,25 @@ class MpmcConsumer final : public MpmcBase {
     // reads of the slot are done; pairs with MP-A1.
     if (!atom(slot(take_)->word).compare_exchange_strong(w, make_word(lap(take_) + 1, 0, kSlotEmpty),
                                                          std::memory_order_seq_cst, std::memory_order_relaxed)) {
+      if (word_state(w) == kSlotAbandoned && word_owner(w) == me_) {
+        // We stalled holding the record and a producer revoked it (see
+        // try_claim): the slot was quarantined, so nothing we read was
+        // overwritten, but the record counts as dropped. Acknowledge, so
+        // the slot can be reused; consumers passing it move its lap on, so
+        // retry until the acknowledgement lands on the current word.
+        // ack: acq_rel, releases our reads of the slot before its reuse;
+        // pairs with MP-A1 (try_claim) and MC-A1 (try_take), the acquire
+        // loads that see ABANDONED_RELEASED.
+        while (word_state(w) == kSlotAbandoned && word_owner(w) == me_ &&
+               !atom(slot(take_)->word)
+                    .compare_exchange_weak(w, make_word(word_lap(w), me_, kSlotAbandonedReleased),
+                                           std::memory_order_acq_rel, std::memory_order_relaxed)) {
+        }
+        wake_everyone();
+        return fail(Errc::reset, seg_.name,
+                    "hold on slot " + std::to_string(take_ & (n_ - 1)) +
+                        " was revoked after this consumer stalled between peek and release; the record was dropped");
+      }
       if (was_reset()) return Errc::reset;
       return quarantine("slot " + std::to_string(take_ & (n_ - 1)) + " changed under its reader");
     }

@@ -306,12 +306,17 @@ ProduceResult produce(const ProduceOpts& o) {
 ConsumeResult consume(const ConsumeOpts& o) {
   ConsumeResult r;
   int rc = 0;
-  auto port = open_consumer(o.face, o.ring, &rc);
-  if (o.on_open) o.on_open(rc);
-  if (!port) {
-    r.error = "consumer open: " + rc_text(rc) + " " + shmring_last_error();
-    r.end_rc = rc;
-    return r;
+  std::unique_ptr<ConsumerPort> owned;
+  ConsumerPort* port = o.port;
+  if (port == nullptr) {
+    owned = open_consumer(o.face, o.ring, &rc);
+    if (o.on_open) o.on_open(rc);
+    if (!owned) {
+      r.error = "consumer open: " + rc_text(rc) + " " + shmring_last_error();
+      r.end_rc = rc;
+      return r;
+    }
+    port = owned.get();
   }
   const auto max_len = o.max_len != 0 ? o.max_len : static_cast<std::uint32_t>(port->max_record());
   int log_fd = -1;
@@ -363,6 +368,12 @@ ConsumeResult consume(const ConsumeOpts& o) {
     if (o.log_before_release) log();
     busy_for(o.hold_ns);
     rc = port->release();
+    if (rc == SHMRING_ERESET && o.revoke_fd >= 0) {
+      trace(o.revoke_fd, "revoked %u %" PRIu64, v.id, v.seq);
+      ++r.revoked;
+      rc = 0;
+      continue;
+    }
     if (rc != 0) {
       r.error = "release: " + rc_text(rc);
       break;
@@ -702,6 +713,9 @@ std::uint64_t RingView::dropped_reads() const noexcept {
 }
 std::uint64_t RingView::fenced_claims() const noexcept {
   return detail::atom(header()->roles.fenced_claims).load(std::memory_order_acquire);
+}
+std::uint64_t RingView::fenced_reads() const noexcept {
+  return detail::atom(header()->roles.fenced_reads).load(std::memory_order_acquire);
 }
 
 std::uint64_t RingView::slot_word(std::uint64_t index) const noexcept {

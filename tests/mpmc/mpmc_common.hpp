@@ -120,11 +120,16 @@ struct ConsumeOpts {
   std::string bitmap_path;     // per-producer bitmaps at the end ("" none)
   int trace_fd = -1;           // "peeked ID SEQ TICKET" before each release
   std::function<void(int rc)> on_open;  // called once the open returned
+  ConsumerPort* port = nullptr;  // consume through this open handle (ring, face, on_open unused)
+  int revoke_fd = -1;  // with it, a release refused with SHMRING_ERESET (the hold was revoked while
+                       // this process was stopped) is reported there ("revoked ID SEQ") and the
+                       // loop goes on; the record is not counted in got
 };
 
 struct ConsumeResult {
   std::string error;  // verification failure or an unexpected error code
   std::uint64_t got = 0;
+  std::uint64_t revoked = 0;  // releases refused with reset (revoke_fd only)
   int end_rc = 0;  // the code that ended the loop (peer_gone normally)
 };
 
@@ -249,6 +254,7 @@ class RingView {
   std::uint64_t abandoned_claims() const noexcept;
   std::uint64_t dropped_reads() const noexcept;
   std::uint64_t fenced_claims() const noexcept;
+  std::uint64_t fenced_reads() const noexcept;
   std::uint64_t slot_word(std::uint64_t index) const noexcept;
   // Starts the tickets at t0 (only while nobody is attached): both
   // counters, and every slot word for tickets t0..t0+n-1

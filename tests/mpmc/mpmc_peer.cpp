@@ -5,6 +5,7 @@
 //   mpmc_peer produce RING --id I [--count N] [--start S] [--until-stop] [--gate] [--trace]
 //   mpmc_peer consume RING [--log FILE [--sync]] [--bitmap FILE] [--count N] [--trace]
 //   mpmc_peer pause   RING --id I [--after N]
+//   mpmc_peer hold    RING [--log FILE] [consume options]
 //
 // Common options: --face c|cpp|ep (default c), --min L --max L (record
 // lengths; max 0 = the ring's max_record), --timeout-ms T (every blocking
@@ -25,11 +26,23 @@
 //              --sync writes each at once (for a consumer that is killed);
 //              --log-first logs a record before releasing it (else after).
 //              --trace: "peeked ID SEQ TICKET" before each release.
+//              --tolerate-revoke: a release refused with SHMRING_ERESET
+//              (the hold was revoked while this process was stopped) is
+//              reported ("revoked ID SEQ") and the loop goes on.
 // pause        reports "claiming TS", reserves record (id, 0) and fills it,
 //              reports "claimed TS",
 //              waits for one byte on stdin, then scribbles over the
 //              reserved bytes (a stalled claimer's late writes), commits
 //              ("commit RC TS") and sends records 1..after.
+//
+// hold         opens a consumer, peeks one record and checks it, reports
+//              "held ID SEQ TICKET TS" (TICKET with --face ep), waits for one
+//              byte on stdin (a reader stopped between peek and release),
+//              checks the same bytes again ("intact 1" or "intact 0 WHY":
+//              nobody may have written the slot meanwhile), releases
+//              ("release RC TS"), then goes on consuming through the same
+//              handle like consume (--log gets those records, not the held
+//              one) until peer_gone.
 //
 // Report lines go to fd 3: "opened RC" first, "done RC COUNT" last, "error
 // WHY" when something failed (exit status 1).
@@ -76,7 +89,8 @@ struct Opts {
   std::uint64_t start = 0, count = 0, after = 0;
   std::int64_t timeout_ms = 20'000, hold_us = 0;
   unsigned deadline_s = 120;
-  bool until_stop = false, gate = false, trace = false, sync = false, tolerate_reset = false, log_first = false;
+  bool until_stop = false, gate = false, trace = false, sync = false, tolerate_reset = false, log_first = false,
+       tolerate_revoke = false;
 };
 
 Opts parse(int argc, char** argv) {
@@ -111,6 +125,7 @@ Opts parse(int argc, char** argv) {
     else if (a == "--sync") o.sync = true;
     else if (a == "--tolerate-reset") o.tolerate_reset = true;
     else if (a == "--log-first") o.log_first = true;
+    else if (a == "--tolerate-revoke") o.tolerate_revoke = true;
     else usage("unknown option " + a);
   }
   return o;
@@ -154,6 +169,7 @@ int run_consume(const Opts& o) {
   c.hold_ns = o.hold_us * 1000;
   c.bitmap_path = o.bitmap;
   c.trace_fd = o.trace ? 3 : -1;
+  c.revoke_fd = o.tolerate_revoke ? 3 : -1;
   c.on_open = [](int rc) { say("opened %d", rc); };
   const ConsumeResult r = consume(c);
   if (!r.error.empty()) say("error %s", r.error.c_str());
@@ -205,6 +221,51 @@ int run_pause(const Opts& o) {
   return status;
 }
 
+int run_hold(const Opts& o) {
+  int rc = 0;
+  auto port = open_consumer(o.face, o.ring, &rc);
+  say("opened %d", rc);
+  if (!port) return 1;
+  const auto max_len = o.max_len != 0 ? o.max_len : static_cast<std::uint32_t>(port->max_record());
+  const std::byte* p = nullptr;
+  std::size_t n = 0;
+  rc = port->peek(&p, &n, timeout_ns(o));
+  if (rc != 0) {
+    say("error peek: %d", rc);
+    return 1;
+  }
+  shmring::live::RecordView v;
+  std::string why;
+  if (!shmring::live::check_record(p, n, o.min_len, max_len, &v, &why)) {
+    say("error held record: %s", why.c_str());
+    return 1;
+  }
+  say("held %u %" PRIu64 " %" PRIu64 " %" PRId64, v.id, v.seq, port->ticket_of(p), now_ns());
+  char c;
+  while (::read(0, &c, 1) < 0 && errno == EINTR) {
+  }
+  // A late reader reads its record again: the bytes must still be the
+  // record it peeked (its slot is quarantined, never reused under it).
+  shmring::live::RecordView v2;
+  const bool intact = shmring::live::check_record(p, n, o.min_len, max_len, &v2, &why) && v2.id == v.id &&
+                      v2.seq == v.seq;
+  if (intact) say("intact 1");
+  else say("intact 0 %s", why.c_str());
+  rc = port->release();
+  say("release %d %" PRId64, rc, now_ns());
+  ConsumeOpts co;
+  co.port = port.get();
+  co.min_len = o.min_len;
+  co.max_len = o.max_len;
+  co.timeout_ns = timeout_ns(o);
+  co.log_path = o.log;
+  co.sync_log = o.sync;
+  const ConsumeResult r = consume(co);
+  if (!r.error.empty()) say("error %s", r.error.c_str());
+  say("done %d %" PRIu64, r.end_rc, r.got);
+  return r.error.empty() ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -216,5 +277,6 @@ int main(int argc, char** argv) {
   if (o.mode == "produce") return run_produce(o);
   if (o.mode == "consume") return run_consume(o);
   if (o.mode == "pause") return run_pause(o);
+  if (o.mode == "hold") return run_hold(o);
   usage("unknown mode " + o.mode);
 }

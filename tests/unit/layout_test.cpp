@@ -112,6 +112,7 @@ TEST(Layout, SideLines) {
   EXPECT_EQ(offsetof(RoleBlock, abandoned_claims), 32u);
   EXPECT_EQ(offsetof(RoleBlock, dropped_reads), 40u);
   EXPECT_EQ(offsetof(RoleBlock, fenced_claims), 48u);
+  EXPECT_EQ(offsetof(RoleBlock, fenced_reads), 56u);
 }
 
 TEST(Layout, AttachEntry) {

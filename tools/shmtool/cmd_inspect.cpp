@@ -139,6 +139,7 @@ void report_json(Json& j, const Report& r, bool full) {
   j.kv("abandoned_claims", r.hdr.roles.abandoned_claims);
   j.kv("dropped_reads", r.hdr.roles.dropped_reads);
   j.kv("fenced_claims", r.hdr.roles.fenced_claims);
+  j.kv("fenced_reads", r.hdr.roles.fenced_reads);
   j.kv("lock_recoveries", r.hdr.lock.recoveries);
   j.end_object();
   j.key("waiters").begin_object();
@@ -214,6 +215,23 @@ void report_json(Json& j, const Report& r, bool full) {
       j.end_object();
     }
     j.end_array();
+    // Slots a live process is writing or reading right now (mid-record on
+    // a busy ring; news when blocks or owner_stopped).
+    j.key("held_slots").begin_array();
+    for (const SlotView& v : r.held) {
+      j.begin_object();
+      j.kv("slot", v.index);
+      j.kv("lap", v.lap);
+      j.kv("state", slot_state_text(v.state));
+      j.kv("owner_entry", v.owner & 31);
+      j.kv("owner_pid", v.owner_pid);
+      j.kv("owner_stopped", v.owner_stopped);
+      j.kv("blocks", v.blocks);
+      j.kv("steady", v.steady);
+      j.kv("reason", v.reason);
+      j.end_object();
+    }
+    j.end_array();
     j.end_object();
   }
   if (r.walked) {
@@ -269,8 +287,14 @@ std::string render_text(const Report& r) {
     std::snprintf(pct, sizeof pct, "%.1f%%", r.fill_pct);
     line("indices", std::string(mpmc ? "producer ticket " : "tail ") + std::to_string(r.hdr.prod.tail) +
                         (mpmc ? "  consumer ticket " : "  head ") + std::to_string(r.hdr.cons.head));
+    std::string held_note;
+    for (const SlotView& v : r.held)
+      if (v.steady)
+        held_note += std::string(v.state == sd::kSlotReading ? ", producers wait for slot " : ", consumers wait for slot ") +
+                     std::to_string(v.index) + " held by pid " + std::to_string(v.owner_pid);
     line("fill", std::to_string(r.fill_records) + " records" +
-                     (r.fill_bytes_known ? ", " + std::to_string(r.fill_bytes) + " bytes" : "") + " (" + pct + ")");
+                     (r.fill_bytes_known ? ", " + std::to_string(r.fill_bytes) + " bytes" : "") + " (" + pct + ")" +
+                     held_note);
     line("counters", (mpmc ? std::string("published/released: see the tickets") :
                               "published " + std::to_string(r.hdr.prod.records) + "  released " +
                                   std::to_string(r.hdr.cons.records)) + "  attaches producer " +
@@ -292,7 +316,8 @@ std::string render_text(const Report& r) {
     if (mpmc) {
       line("recovery", "abandoned_claims " + std::to_string(r.hdr.roles.abandoned_claims) + "  dropped_reads " +
                            std::to_string(r.hdr.roles.dropped_reads) + "  fenced_claims " +
-                           std::to_string(r.hdr.roles.fenced_claims));
+                           std::to_string(r.hdr.roles.fenced_claims) + "  fenced_reads " +
+                           std::to_string(r.hdr.roles.fenced_reads));
       if (r.data_read) {
         std::string s = std::to_string(r.geo.slot_count) + " slots:";
         for (int k = 0; k <= 5; ++k)
@@ -308,6 +333,12 @@ std::string render_text(const Report& r) {
                        (v.owner_pid > 0 ? std::to_string(v.owner_pid) + (v.owner_alive ? " (alive)" : " (dead)")
                                         : std::string("? (entry reused or freed)")) +
                        " entry " + std::to_string(v.owner & 31) + ": " + v.reason);
+        line("held", "held_slots=" + std::to_string(r.held.size()));
+        for (const SlotView& v : r.held)
+          line("", "slot " + std::to_string(v.index) + " lap " + std::to_string(v.lap) + " " +
+                       slot_state_text(v.state) + " by pid " + std::to_string(v.owner_pid) +
+                       (v.owner_stopped ? " (alive, stopped)" : " (alive)") + " entry " +
+                       std::to_string(v.owner & 31) + ": " + v.reason);
       }
     }
     if (id.kind == 1) {
@@ -395,6 +426,11 @@ int verify_one(int dirfd, const std::string& arg, std::string* out) {
     if (r.geo.kind == shmring::Kind::mpmc && r.data_read) o += ", " + std::to_string(r.geo.slot_count) + " slots checked";
     if (!r.data_read) o += ", data area not examined";
     o += ")\n";
+    for (const SlotView& v : r.held)
+      if (v.steady || v.owner_stopped)
+        o += "held: slot " + std::to_string(v.index) + " " + slot_state_text(v.state) + " by pid " +
+             std::to_string(v.owner_pid) + " entry " + std::to_string(v.owner & 31) + ": " + escape_text(v.reason) +
+             "\n";
     for (const auto& n : r.notes) o += "note: " + escape_text(n) + "\n";
   } else if (!r.problems.empty()) {
     for (const auto& p : r.problems) o += "problem: " + escape_text(p) + "\n";

@@ -101,6 +101,7 @@ ProcInfo proc_info(pid_t pid) {
       if (p != nullptr && p[1] == ' ') {
         p += 2;
         info.exists = true;
+        info.state = *p;
         info.zombie = *p == 'Z' || *p == 'X' || *p == 'x';
         int field = 3;
         while (field < 22 && p != nullptr) {
@@ -436,24 +437,52 @@ void analyse_ring(Report& r, std::uint64_t head2, std::uint64_t tail2) {
           problem("... more bad slots not listed");
         continue;
       }
-      // Abandoned: quarantined, or claimed by an entry whose process is dead.
-      if (v.state == sd::kSlotAbandoned || v.state == sd::kSlotAbandonedReleased) {
-        v.reason = v.state == sd::kSlotAbandoned ? "claim revoked from a stalled producer"
-                                                 : "revoked claim, acknowledged";
-      } else if (v.state == sd::kSlotWriting || v.state == sd::kSlotReading) {
-        const sd::AttachEntry& e = h.attach[v.owner & 31];
-        const bool same = e.state != 0 && (e.generation & 0x7ff) == (v.owner >> 5);
-        const bool alive = same && is_alive(classify(e, e.state));
-        if (!alive)
-          v.reason = v.state == sd::kSlotWriting ? "claimed by a dead producer (consumers skip it)"
-                                                 : "held by a dead consumer (the next producer reclaims it)";
-      }
-      if (!v.reason.empty()) {
+      // The holder named by the owner bits (WRITING, READING, ABANDONED*):
+      // the attach entry, if it still carries the same generation.
+      const bool has_owner = v.state != sd::kSlotEmpty && v.state != sd::kSlotFull;
+      if (has_owner) {
         const sd::AttachEntry& e = h.attach[v.owner & 31];
         const bool same = e.state != 0 && (e.generation & 0x7ff) == (v.owner >> 5);
         v.owner_pid = same ? sd::attach_word_pid(e.state) : 0;
         v.owner_alive = same && is_alive(classify(e, e.state));
+        v.owner_role = same ? sd::attach_word_role(e.state) : 0;
+        if (v.owner_alive) {
+          const char ps = proc_info(v.owner_pid).state;
+          v.owner_stopped = ps == 'T' || ps == 't';
+        }
+      }
+      // Abandoned: quarantined (a revoked claim or a revoked hold), or held
+      // by an entry whose process is dead.
+      if (v.state == sd::kSlotAbandoned || v.state == sd::kSlotAbandonedReleased) {
+        const char* who = v.owner_role == 1   ? "claim revoked from a stalled producer"
+                          : v.owner_role == 2 ? "hold revoked from a stalled consumer, record dropped"
+                                              : "revoked from a stalled producer or consumer";
+        v.reason = std::string(who) + (v.state == sd::kSlotAbandoned ? "" : "; acknowledged");
         r.abandoned.push_back(v);
+      } else if (v.state == sd::kSlotWriting || v.state == sd::kSlotReading) {
+        if (!v.owner_alive) {
+          v.reason = v.state == sd::kSlotWriting ? "claimed by a dead producer (consumers skip it)"
+                                                 : "held by a dead consumer (the next producer reclaims it)";
+          r.abandoned.push_back(v);
+        } else {
+          // Held by a live process. It blocks the other side when it sits
+          // at the front: a record being written at the consumer ticket, or
+          // a record being read in the slot the producer ticket needs next
+          // (one lap behind it).
+          if (v.state == sd::kSlotWriting)
+            v.blocks = i == (head & (g.slot_count - 1)) && sd::lap_diff(v.lap, (head >> shift) & sd::kLapMask) == 0;
+          else
+            v.blocks = i == (tail & (g.slot_count - 1)) && sd::lap_diff(v.lap, (tail >> shift) & sd::kLapMask) == -1;
+          v.reason = v.state == sd::kSlotWriting ? "being written by a producer" : "being read by a consumer";
+          if (v.owner_stopped) v.reason += "; its process is stopped";
+          if (v.blocks) v.reason += v.state == sd::kSlotWriting ? "; consumers wait for it" : "; producers wait for it";
+          // The ring keeps no time stamp per slot (one more store per
+          // record): how long it has been held is not known.
+          if (v.blocks || v.owner_stopped)
+            v.reason += "; revoked once the other side has waited " + std::to_string(10 * std::uint64_t{h.id.liveness_ms}) +
+                        " ms for it (hold time not recorded)";
+          r.held.push_back(v);
+        }
       }
     }
     return;
@@ -699,6 +728,17 @@ std::string make_diagnosis(const Report& r) {
       d += ", " + std::to_string(r.fill_records) + " records waiting (" + pct + " full)";
       d += ", " + std::to_string(r.live) + " live / " + std::to_string(r.dead) + " dead peers";
       if (!r.abandoned.empty()) d += ", " + std::to_string(r.abandoned.size()) + " abandoned slots";
+      // A held slot is normal mid-record; it is news when its holder is
+      // stopped or the other side has been waiting for it across two
+      // copies ("0 records waiting" while the producers are stuck behind a
+      // reader).
+      for (const SlotView& v : r.held)
+        if (v.steady || v.owner_stopped)
+          d += ", slot " + std::to_string(v.index) + (v.state == sd::kSlotWriting ? " being written" : " being read") +
+               " by pid " + std::to_string(v.owner_pid) + (v.owner_stopped ? " (stopped)" : "") +
+               (!v.blocks                     ? ""
+                : v.state == sd::kSlotWriting ? ", consumers wait for it"
+                                              : ", producers wait for it");
       if (r.geo.kind == Kind::locked) {
         for (auto [label, m] : {std::pair{"producer lock", &r.prod_mutex}, std::pair{"consumer lock", &r.cons_mutex}})
           if (m->summary != "free") d += std::string(", ") + label + " " + m->summary;
@@ -723,6 +763,18 @@ Report examine(int dirfd, const std::string& entry, Depth depth) {
     std::this_thread::sleep_for(std::chrono::milliseconds(g_recheck_pause_ms));
     r = examine_once(dirfd, entry, depth);
   }
+  // A held slot at the tickets' front is usually a record in flight on a
+  // busy ring. It is news (diagnosis, fill) only when a second copy shows
+  // the same word: the same holder, still on the same lap.
+  bool in_flight = false;
+  for (const SlotView& v : r.held) in_flight = in_flight || (v.blocks && !v.owner_stopped);
+  if (in_flight) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(g_recheck_pause_ms));
+    const Report again = examine_once(dirfd, entry, depth);
+    for (SlotView& v : r.held)
+      for (const SlotView& w : again.held) v.steady = v.steady || (v.blocks && w.index == v.index && w.word == v.word);
+  }
+  for (SlotView& v : r.held) v.steady = v.steady || (v.blocks && v.owner_stopped);
   r.diagnosis = make_diagnosis(r);
   return r;
 }

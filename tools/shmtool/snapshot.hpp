@@ -50,6 +50,7 @@ struct ProcInfo {
   bool zombie = false;
   bool hidden = false;      // /proc/PID unreadable (hidepid): kill(pid,0) said it exists
   std::uint64_t start = 0;  // field 22
+  char state = 0;           // field 3: 'R', 'S', 'D', 'T' (stopped), 't' (traced), ...; 0 unknown
 };
 // /proc/PID/stat, parsed from the last ')' (comm may hold anything). Cached
 // per process run.
@@ -95,9 +96,14 @@ struct SlotView {
   std::uint64_t lap = 0;
   std::uint64_t state = 0;
   std::uint64_t owner = 0;
-  std::string reason;  // why it is listed as abandoned
+  std::string reason;  // why it is listed as abandoned, or what its live holder is doing
   std::int32_t owner_pid = 0;
   bool owner_alive = false;
+  std::uint32_t owner_role = 0;  // 1 producer, 2 consumer, 0 unknown (entry reused or freed)
+  bool owner_stopped = false;    // the holder's process is stopped (SIGSTOP) or traced
+  bool blocks = false;           // the other side waits for this slot (held at the tickets' front)
+  bool steady = false;           // blocks, and a second copy 2 ms later shows the same word (not
+                                 // just a record in flight on a busy ring)
 };
 
 struct Report {
@@ -129,6 +135,7 @@ struct Report {
   MutexView prod_mutex, cons_mutex;
   std::uint32_t sem_data_value = 0, sem_data_waiters = 0, sem_space_value = 0, sem_space_waiters = 0;
   std::vector<SlotView> abandoned;
+  std::vector<SlotView> held;  // mpmc: WRITING / READING by a live holder (a snapshot: mid-record on a busy ring)
   std::uint64_t slot_counts[8] = {};  // per state (0..5), [6] unknown
   std::vector<std::string> problems;  // broken invariants
   std::vector<std::string> notes;     // harmless observations
