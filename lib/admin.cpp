@@ -61,6 +61,7 @@ Errc reset_ring(std::string_view name_in, bool force, std::string* detail) {
   atom(h->roles.abandoned_claims).store(0, std::memory_order_relaxed);
   atom(h->roles.dropped_reads).store(0, std::memory_order_relaxed);
   atom(h->roles.fenced_claims).store(0, std::memory_order_relaxed);
+  atom(h->roles.fenced_reads).store(0, std::memory_order_relaxed);
   for (std::uint32_t i = 0; i < kAttachEntries; ++i) {
     std::uint64_t w = atom(h->attach[i].state).load(std::memory_order_acquire);  // L-A1
     if (w != 0 && (quiet || entry_liveness(*h, i, w) != Liveness::alive)) {

@@ -159,7 +159,7 @@ const char* shmring_strerror(int code) {
     case SHMRING_ECORRUPT: return "corrupt or foreign shared-memory object";
     case SHMRING_EVERSION: return "incompatible layout version";
     case SHMRING_ETOOBIG: return "record too big";
-    case SHMRING_ERESET: return "ring was reset, or this handle's claim was revoked";
+    case SHMRING_ERESET: return "ring was reset, or this handle's stalled claim or hold was revoked";
     case SHMRING_EINVAL: return "invalid argument";
     case SHMRING_ENOSPC: return "not enough shared memory";
     case SHMRING_ESYSTEM: return "operating-system error";

@@ -61,7 +61,8 @@ enum {
   SHMRING_ECORRUPT = -8,    /* not a shmring object, or damaged */
   SHMRING_EVERSION = -9,    /* a shmring object of another layout version */
   SHMRING_ETOOBIG = -10,    /* record larger than the ring or the buffer */
-  SHMRING_ERESET = -11,     /* the ring was reset under this handle */
+  SHMRING_ERESET = -11,     /* the ring was reset under this handle, or (mpmc) this
+                               handle's stalled claim or hold was revoked */
   SHMRING_EINVAL = -12,     /* bad argument (name, size, role, call order) */
   SHMRING_ENOSPC = -13,     /* not enough shared memory to back the ring */
   SHMRING_ESYSTEM = -14     /* another operating-system failure (see last_error) */
