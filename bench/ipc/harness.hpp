@@ -247,6 +247,12 @@ inline std::string describe_bad(const std::byte* rec, std::size_t len, std::size
 
 // ---- The two measurements ----------------------------------------------------------
 
+// "peer: <text>" (Peer::wait's account of the child's error message) as the
+// receiver's rejection.
+inline std::string peer_error(const std::string& err) {
+  return err.rfind("peer: ", 0) == 0 ? "receiver rejected: " + err.substr(6) : err;
+}
+
 inline void fail(benchmark::State& st, const std::string& why) {
   set_abort();
   st.SkipWithError(why.c_str());
@@ -260,7 +266,7 @@ inline void fail_with_peer(benchmark::State& st, bench::Peer& peer, const std::s
     std::string perr;
     Msg m{};
     if (peer.wait(Msg::done, &m, 5000, &perr)) break;
-    if (perr.rfind("peer: ", 0) == 0) return fail(st, "receiver rejected: " + perr.substr(6));
+    if (perr.rfind("peer: ", 0) == 0) return fail(st, peer_error(perr));
     if (perr != "unexpected message from peer") break;
   }
   fail(st, why.empty() ? "transport failed" : why);
@@ -352,7 +358,7 @@ void run_throughput(benchmark::State& st, const Case& c) {
     if (!produce(seq++)) return fail_with_peer(st, peer, tx.err());
   }
   if (!tx.flush()) return fail_with_peer(st, peer, tx.err());
-  if (!peer.wait(Msg::warm, nullptr, kPeerTimeoutMs, &err)) return fail(st, "receiver: " + err);
+  if (!peer.wait(Msg::warm, nullptr, kPeerTimeoutMs, &err)) return fail(st, peer_error(err));
   const double warm_rate =
       static_cast<double>(warm) * 1e9 / static_cast<double>(std::max<std::int64_t>(1, bench::now_ns() - w0));
   if (c.batch == 0) c.batch = static_cast<std::int64_t>(std::clamp(warm_rate * kMinBatchSeconds, 16.0, 1e8));
@@ -375,7 +381,7 @@ void run_throughput(benchmark::State& st, const Case& c) {
         err = tx.err();
       } else if (!peer.wait(Msg::done, &done, kPeerTimeoutMs, &err)) {
         ok = false;
-        return fail(st, err.rfind("peer: ", 0) == 0 ? "receiver rejected: " + err.substr(6) : err);
+        return fail(st, peer_error(err));
       }
     }
   }
@@ -516,7 +522,7 @@ void run_pingpong(benchmark::State& st, const Case& c) {
   }
   if (!ok) return fail_with_peer(st, peer, why_failed());
   Msg done{};
-  if (!peer.wait(Msg::done, &done, kPeerTimeoutMs, &err)) return fail(st, err);
+  if (!peer.wait(Msg::done, &done, kPeerTimeoutMs, &err)) return fail(st, peer_error(err));
   peer.reap();
   if (done.value != warm + n)
     return fail(st, "peer answered " + std::to_string(done.value) + " of " + std::to_string(warm + n) + " messages");

@@ -172,7 +172,7 @@ void run_crosscore(benchmark::State& st, const Case& c) {
   for (std::uint64_t j = 0; j < warm; ++j) {
     if (!put(false)) return fail_with_peer(st, peer, "stopped");
   }
-  if (!peer.wait(Msg::warm, nullptr, kPeerTimeoutMs, &err)) return fail_with_peer(st, peer, err);
+  if (!peer.wait(Msg::warm, nullptr, kPeerTimeoutMs, &err)) return fail(st, peer_error(err));
   const double rate = static_cast<double>(warm) * 1e9 / static_cast<double>(std::max<std::int64_t>(1, bench::now_ns() - w0));
   if (c.batch == 0) c.batch = static_cast<std::int64_t>(std::clamp(rate * kMinBatchSeconds, 4.0, 1e8));
   const auto batch = static_cast<benchmark::IterationCount>(c.batch);
@@ -183,7 +183,7 @@ void run_crosscore(benchmark::State& st, const Case& c) {
       if (!put(last_batch && j + 1 == batch)) return fail_with_peer(st, peer, "stopped");
     }
     if (last_batch && !peer.wait(Msg::done, &done, kPeerTimeoutMs, &err)) {
-      return fail(st, err.rfind("peer: ", 0) == 0 ? "receiver rejected: " + err.substr(6) : err);
+      return fail(st, peer_error(err));
     }
   }
   peer.reap();
