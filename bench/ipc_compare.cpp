@@ -225,6 +225,7 @@ void register_all(const std::string& unpinned) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "--iox_peer") == 0) return iceoryx_peer_main(argc, argv);
   std::string v;
   if (bench::take_flag(&argc, argv, "--rtt_count", &v)) g_rtt_count = std::max<std::uint64_t>(1, std::stoull(v));
   std::string unpinned = "some";

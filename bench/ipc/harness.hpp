@@ -91,21 +91,33 @@ inline bool sys_fail(const char* what, std::string* err) {
 
 // ---- The stop flag: a failed side tells the other to give up ---------------------
 //
-// One word in a MAP_SHARED page mapped by main() before any fork, so every
-// forked peer shares it. Busy-polling transports look at it while they wait,
-// so that a case whose peer rejected a record ends at once instead of at the
-// watchdog. Relaxed everywhere: it publishes no data, only "stop".
+// One word in a shared page (a memfd) mapped by main() before any fork, so
+// every forked peer shares it; a peer that execs a fresh process (iceoryx)
+// maps it again from the inherited descriptor. Busy-polling transports look
+// at it while they wait, so that a case whose peer rejected a record ends at
+// once instead of at the watchdog. Relaxed everywhere: it publishes no data,
+// only "stop".
 
 inline std::atomic<std::uint32_t>* g_abort = nullptr;
+inline int g_abort_fd = -1;
 
-inline void init_abort_flag() {
-  void* m = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+// fd < 0: create the page; else map the page of an inherited descriptor.
+inline void init_abort_flag(int fd = -1) {
+  static_assert(std::atomic<std::uint32_t>::is_always_lock_free, "shared between processes");
+  if (fd < 0) {
+    fd = ::memfd_create("ipc_compare-stop", 0);  // inherited across exec on purpose
+    if (fd < 0 || ::ftruncate(fd, 4096) != 0) {
+      std::perror("ipc_compare: memfd_create");
+      std::exit(1);
+    }
+  }
+  void* m = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (m == MAP_FAILED) {
     std::perror("ipc_compare: mmap");
     std::exit(1);
   }
-  g_abort = new (m) std::atomic<std::uint32_t>(0);
-  static_assert(std::atomic<std::uint32_t>::is_always_lock_free, "shared between processes");
+  g_abort_fd = fd;
+  g_abort = static_cast<std::atomic<std::uint32_t>*>(m);  // zero-filled: not stopped
 }
 inline bool aborted() noexcept { return g_abort->load(std::memory_order_relaxed) != 0; }
 inline void set_abort() noexcept { g_abort->store(1, std::memory_order_relaxed); }
@@ -286,6 +298,102 @@ constexpr std::uint64_t kEndFlag = std::uint64_t{1} << 63;
 // handful of records caught in a scheduling stall.
 constexpr double kMinBatchSeconds = 0.1;
 
+inline long voluntary_switches() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_nvcsw;
+}
+
+// The receiving side of a throughput case (the child): accepts records in
+// order until the end record, reporting "warm" after the warm-up and "done"
+// with the count, or "error" with the first rejection.
+template <class Channel, class Rx>
+int throughput_receiver(Channel& ch, std::size_t size, std::uint64_t warm, int ctl) {
+  std::uint64_t expect = 0;
+  bool end = false;
+  std::string why;
+  {
+    Rx rx;
+    std::string e;
+    if (!rx.open(ch, &e)) {
+      set_abort();
+      bench::send_msg(ctl, Msg::error, 0, e.c_str());
+      return 1;
+    }
+    bench::send_msg(ctl, Msg::ready);
+    auto on = [&](const std::byte* p, std::size_t len) {
+      if (end || !accept(p, len, size, expect)) {
+        if (!end && accept(p, len, size, kEndFlag | expect)) {
+          end = true;  // the producer sent exactly `expect` records
+          return true;
+        }
+        why = end ? "a record after the end of the stream" : describe_bad(p, len, size, expect);
+        return false;
+      }
+      if (++expect == warm) bench::send_msg(ctl, Msg::warm, expect);
+      return true;
+    };
+    while (!end) {
+      if (!rx.poll(on)) {
+        set_abort();
+        bench::send_msg(ctl, Msg::error, expect, (why.empty() ? rx.err() : why).c_str());
+        return 1;
+      }
+    }
+  }
+  bench::send_msg(ctl, Msg::done, expect);
+  return 0;
+}
+
+// The answering side of a ping-pong case (the child): checks each record and
+// sends it back, warm + n times; "done" carries its voluntary context
+// switches over the measured round trips.
+template <class Channel, class Tx, class Rx>
+int pingpong_echo(Channel& there, Channel& back, std::size_t size, std::uint64_t warm, std::uint64_t n, int ctl) {
+  const Stamper stamper(size);
+  std::uint64_t expect = 0;
+  std::string why;
+  long sw0 = 0;
+  {
+    Rx rx;
+    Tx tx;
+    std::string e;
+    if (!rx.open(there, &e) || !tx.open(back, &e)) {
+      set_abort();
+      bench::send_msg(ctl, Msg::error, 0, e.c_str());
+      return 1;
+    }
+    bench::send_msg(ctl, Msg::ready);
+    auto on = [&](const std::byte* p, std::size_t len) {
+      if (!accept(p, len, size, expect)) {
+        why = describe_bad(p, len, size, expect);
+        return false;
+      }
+      std::byte* q = tx.begin(size);
+      if (!q) return false;
+      stamper.write(q, expect);
+      if (!tx.commit(size) || !tx.flush()) return false;
+      if (++expect == warm) sw0 = voluntary_switches();
+      return true;
+    };
+    while (expect < warm + n) {
+      if (!rx.poll(on)) {
+        set_abort();
+        if (why.empty()) why = !rx.err().empty() ? rx.err() : tx.err();
+        bench::send_msg(ctl, Msg::error, expect, why.c_str());
+        return 1;
+      }
+    }
+  }
+  Msg m{};
+  m.kind = Msg::done;
+  m.value = expect;
+  m.t_ns = bench::now_ns();
+  m.extra[0] = static_cast<std::uint64_t>(voluntary_switches() - sw0);
+  (void)bench::write_all(ctl, &m, sizeof m);
+  return 0;
+}
+
 template <class Channel, class Tx, class Rx>
 void run_throughput(benchmark::State& st, const Case& c) {
   Watchdog dog;
@@ -302,40 +410,11 @@ void run_throughput(benchmark::State& st, const Case& c) {
       c.pinned ? 1 : -1,
       [&](int ctl) -> int {
         ch.keep_receiver();
-        std::uint64_t expect = 0;
-        bool end = false;
-        std::string why;
-        {
-          Rx rx;
-          std::string e;
-          if (!rx.open(ch, &e)) {
-            set_abort();
-            bench::send_msg(ctl, Msg::error, 0, e.c_str());
-            return 1;
-          }
-          bench::send_msg(ctl, Msg::ready);
-          auto on = [&](const std::byte* p, std::size_t len) {
-            if (end || !accept(p, len, size, expect)) {
-              if (!end && accept(p, len, size, kEndFlag | expect)) {
-                end = true;  // the producer sent exactly `expect` records
-                return true;
-              }
-              why = end ? "a record after the end of the stream" : describe_bad(p, len, size, expect);
-              return false;
-            }
-            if (++expect == warm) bench::send_msg(ctl, Msg::warm, expect);
-            return true;
-          };
-          while (!end) {
-            if (!rx.poll(on)) {
-              set_abort();
-              bench::send_msg(ctl, Msg::error, expect, (why.empty() ? rx.err() : why).c_str());
-              return 1;
-            }
-          }
+        if constexpr (requires { ch.exec_receiver(c, warm, ctl); }) {
+          return ch.exec_receiver(c, warm, ctl);  // a fresh process (iceoryx)
+        } else {
+          return throughput_receiver<Channel, Rx>(ch, size, warm, ctl);
         }
-        bench::send_msg(ctl, Msg::done, expect);
-        return 0;
       },
       &err);
   if (!started) return fail(st, err);
@@ -408,12 +487,6 @@ inline void report_rtt(benchmark::State& st, std::vector<std::uint64_t>& samples
   if (peer_sleeps >= 0) st.counters["peer_sleeps_per_rt"] = peer_sleeps;
 }
 
-inline long voluntary_switches() {
-  rusage ru{};
-  ::getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_nvcsw;
-}
-
 template <class Channel, class Tx, class Rx>
 void run_pingpong(benchmark::State& st, const Case& c) {
   Watchdog dog;
@@ -433,47 +506,11 @@ void run_pingpong(benchmark::State& st, const Case& c) {
       [&](int ctl) -> int {
         there.keep_receiver();
         back.keep_sender();
-        std::uint64_t expect = 0;
-        std::string why;
-        long sw0 = 0;
-        {
-          Rx rx;
-          Tx tx;
-          std::string e;
-          if (!rx.open(there, &e) || !tx.open(back, &e)) {
-            set_abort();
-            bench::send_msg(ctl, Msg::error, 0, e.c_str());
-            return 1;
-          }
-          bench::send_msg(ctl, Msg::ready);
-          auto on = [&](const std::byte* p, std::size_t len) {
-            if (!accept(p, len, size, expect)) {
-              why = describe_bad(p, len, size, expect);
-              return false;
-            }
-            std::byte* q = tx.begin(size);
-            if (!q) return false;
-            stamper.write(q, expect);
-            if (!tx.commit(size) || !tx.flush()) return false;
-            if (++expect == warm) sw0 = voluntary_switches();
-            return true;
-          };
-          while (expect < warm + n) {
-            if (!rx.poll(on)) {
-              set_abort();
-              if (why.empty()) why = !rx.err().empty() ? rx.err() : tx.err();
-              bench::send_msg(ctl, Msg::error, expect, why.c_str());
-              return 1;
-            }
-          }
+        if constexpr (requires { there.exec_echo(back, c, warm, n, ctl); }) {
+          return there.exec_echo(back, c, warm, n, ctl);  // a fresh process (iceoryx)
+        } else {
+          return pingpong_echo<Channel, Tx, Rx>(there, back, size, warm, n, ctl);
         }
-        Msg m{};
-        m.kind = Msg::done;
-        m.value = expect;
-        m.t_ns = bench::now_ns();
-        m.extra[0] = static_cast<std::uint64_t>(voluntary_switches() - sw0);
-        (void)bench::write_all(ctl, &m, sizeof m);
-        return 0;
       },
       &err);
   if (!started) return fail(st, err);
@@ -550,5 +587,7 @@ void run_limit(benchmark::State& st, const Case& c);
 bool boost_lockfree_size(std::size_t size);
 // iceoryx: whether the case can run here (RouDi binary present), and why not.
 bool iceoryx_available(std::string* why);
+// The iceoryx peer process (ipc_compare --iox_peer ...): exec'd by the child.
+int iceoryx_peer_main(int argc, char** argv);
 
 }  // namespace ipc
