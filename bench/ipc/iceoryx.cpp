@@ -200,12 +200,13 @@ class Roudi {
   std::string dir_, why_;
 };
 
-// This process's runtime, once (after RouDi is ready).
+// This process's runtime, once (after RouDi is ready): "bench" in the
+// benchmark process, "peer" in an exec'd peer.
 void init_runtime(const char* role) {
   static bool done = false;
   if (done) return;
   // Warnings and errors only (the runtime logs every shutdown at verbose).
-  iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kWarn);
+  iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kWarn, iox::log::LogLevelOutput::kHideLogLevel);
   const std::string name = std::string("ipc_compare_") + role + "_" + std::to_string(::getpid());
   iox::runtime::PoshRuntime::initRuntime(iox::RuntimeName_t(iox::cxx::TruncateToCapacity, name.c_str(), name.size()));
   done = true;
@@ -271,7 +272,7 @@ struct IoxChannel {
 class IoxTx {
  public:
   bool open(IoxChannel& ch, std::string*) {
-    init_runtime("tx");
+    init_runtime("bench");
     iox::popo::PublisherOptions o;
     o.historyCapacity = 0;
     o.subscriberTooSlowPolicy = iox::popo::ConsumerTooSlowPolicy::WAIT_FOR_CONSUMER;
@@ -321,7 +322,7 @@ class IoxTx {
 class IoxRx {
  public:
   bool open(IoxChannel& ch, std::string*) {
-    init_runtime("rx");
+    init_runtime("bench");
     iox::popo::SubscriberOptions o;
     o.queueCapacity = ch.depth;
     o.historyRequest = 0;
@@ -379,6 +380,7 @@ int iceoryx_peer_main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   there.id = argv[9];
   back.id = argv[10];
+  init_runtime("peer");
   if (role == "receiver") return throughput_receiver<IoxChannel, IoxRx>(there, there.size, warm, ctl);
   return pingpong_echo<IoxChannel, IoxTx, IoxRx>(there, back, there.size, warm, n, ctl);
 }

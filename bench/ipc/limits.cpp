@@ -83,11 +83,29 @@ void run_cacheline(benchmark::State& st, const Case& c) {
   st.SetItemsProcessed(static_cast<std::int64_t>(n));
 }
 
+// Busy-waits like spin_until, but gives the CPU away (sched_yield) once the
+// wait has lasted ~65k polls (tens of microseconds, far longer than a block
+// takes to fill on a quiet machine): when the peer is not running (a loaded
+// machine), spinning only delays it.
+template <class Pred>
+bool spin_then_yield(Pred&& pred) {
+  for (unsigned i = 1;; ++i) {
+    if (pred()) return true;
+    bench::cpu_relax();
+    if ((i & 255) == 0) {
+      if (aborted()) return false;
+      if (i >= 65536) ::sched_yield();
+    }
+  }
+}
+
 // The crosscore region: `blocks` flags, each on its own cache line, then the
 // blocks. flag[i] == 0: block i is free (the writer may fill it); k + 1: it
 // holds block number k; kEndFlag | (k + 1): block k, the last one.
 struct CrossRegion {
   static constexpr std::size_t kLine = 64;
+  static_assert(sizeof(std::atomic<std::uint64_t>) <= kLine && std::atomic<std::uint64_t>::is_always_lock_free,
+                "one lock-free flag per cache line, shared between processes");
   std::size_t block = 0, blocks = 0, bytes = 0;
   void* mem = MAP_FAILED;
 
@@ -130,7 +148,8 @@ void run_crosscore(benchmark::State& st, const Case& c) {
           const std::size_t i = k % r.blocks;
           std::uint64_t f = 0;
           // XC-A1: acquire, pairs with XC-R1 (the block's bytes are written).
-          if (!spin_until([&] { return ((f = r.flag(i).load(std::memory_order_acquire)) & ~kEndFlag) != 0; })) return 1;
+          if (!spin_then_yield([&] { return ((f = r.flag(i).load(std::memory_order_acquire)) & ~kEndFlag) != 0; }))
+            return 1;
           if ((f & ~kEndFlag) != k + 1) {
             set_abort();
             bench::send_msg(ctl, Msg::error, k, "block handed over out of order");
@@ -160,7 +179,7 @@ void run_crosscore(benchmark::State& st, const Case& c) {
   auto put = [&](bool last) -> bool {
     const std::size_t i = k % r.blocks;
     // XC-A0: acquire, pairs with XC-R0.
-    if (!spin_until([&] { return r.flag(i).load(std::memory_order_acquire) == 0; })) return false;
+    if (!spin_then_yield([&] { return r.flag(i).load(std::memory_order_acquire) == 0; })) return false;
     std::memcpy(r.data(i), tmpl.data(), r.block);
     if (k == g_corrupt_seq) Stamper::corrupt(r.data(i), r.block);
     ++k;
