@@ -54,6 +54,8 @@ void mutex_json(Json& j, const MutexView& m) {
   j.kv("owner_died", m.owner_died);
   j.kv("waiters", m.waiters);
   j.kv("not_recoverable", m.not_recoverable);
+  j.kv("repair_in_progress", m.inconsistent);
+  j.kv("condition", shmring::detail::to_string(m.state));
   j.end_object();
 }
 
