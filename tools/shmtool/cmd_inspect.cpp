@@ -348,8 +348,13 @@ std::string render_text(const Report& r) {
   return o;
 }
 
-// The exit status and stderr line for a report that is not a usable ring.
-int report_failure(const char* cmd, const Report& r) {
+// The exit status and stderr line for a report that is not a usable ring
+// (or, with stale_is_error, a stale one).
+int report_failure(const char* cmd, const Report& r, bool stale_is_error) {
+  if (stale_is_error && r.status == Status::stale)
+    return fail(kExitPeerDied, cmd, r.shown,
+                "stale: no live peer, " + std::to_string(r.dead) + " dead attach entr" + (r.dead == 1 ? "y" : "ies") +
+                    " (--stale-is-error)");
   const int code = status_exit(r.status);
   if (code == kExitOk) return code;
   return fail(code, cmd, r.shown, r.why);
@@ -366,7 +371,7 @@ bool resolve(const char* cmd, const std::string& arg, std::string* entry, int* c
 
 }  // namespace
 
-int inspect_one(int dirfd, const std::string& arg, bool json, std::string* out) {
+int inspect_one(int dirfd, const std::string& arg, bool json, std::string* out, bool stale_is_error) {
   std::string entry;
   int code = 0;
   if (!resolve("inspect", arg, &entry, &code)) return code;
@@ -382,10 +387,10 @@ int inspect_one(int dirfd, const std::string& arg, bool json, std::string* out) 
   } else if (r.status != Status::not_found && r.status != Status::permission) {
     *out = render_text(r);
   }
-  return report_failure("inspect", r);
+  return report_failure("inspect", r, stale_is_error);
 }
 
-int verify_one(int dirfd, const std::string& arg, std::string* out) {
+int verify_one(int dirfd, const std::string& arg, std::string* out, bool stale_is_error) {
   std::string entry;
   int code = 0;
   if (!resolve("verify", arg, &entry, &code)) return code;
@@ -408,7 +413,7 @@ int verify_one(int dirfd, const std::string& arg, std::string* out) {
                 std::to_string(r.problems.size()) + " problem" + (r.problems.size() == 1 ? "" : "s") +
                     ", first: " + r.problems.front());
   }
-  return report_failure("verify", r);
+  return report_failure("verify", r, stale_is_error);
 }
 
 namespace {
@@ -445,7 +450,7 @@ int run_batch(int dirfd, bool verify, bool json) {
 int single(const char* cmd, int argc, char** argv, bool verify) {
   Args a;
   int code = 0;
-  std::vector<OptSpec> spec = {{"--batch-stdin", false}};
+  std::vector<OptSpec> spec = {{"--batch-stdin", false}, {"--stale-is-error", false}};
   if (!verify) spec.push_back({"--json", false});
   // NAME is optional only in batch mode.
   bool batch = false;
@@ -457,7 +462,9 @@ int single(const char* cmd, int argc, char** argv, bool verify) {
     code = run_batch(dirfd, verify, a.has("--json"));
   } else {
     std::string out;
-    code = verify ? verify_one(dirfd, a.positional[0], &out) : inspect_one(dirfd, a.positional[0], a.has("--json"), &out);
+    const bool stale_is_error = a.has("--stale-is-error");
+    code = verify ? verify_one(dirfd, a.positional[0], &out, stale_is_error)
+                  : inspect_one(dirfd, a.positional[0], a.has("--json"), &out, stale_is_error);
     std::fwrite(out.data(), 1, out.size(), stdout);
     std::fflush(stdout);
   }

@@ -119,24 +119,28 @@ Errc sliced(shmring::Timeout t, Op&& op, Stop&& stop, bool* stopped) {
   }
 }
 
-// Standard output, written whole or not at all as far as we can tell: a
-// stop request or a closed reader ends the attempt. Returns 0 when written,
-// EPIPE (reader gone), EINTR (stop requested), or another errno.
+// Standard output. A record once taken is written out whole unless stdout
+// stops accepting it: a stop request abandons it only while a write is
+// blocked (the write returns EINTR or short). Returns 0 when written, EPIPE
+// (reader gone), EINTR (stop requested while stdout was full), or another
+// errno.
 int write_out(const char* p, std::size_t n) {
   while (n > 0) {
-    if (g_stop_signal != 0) return EINTR;
-    pollfd pf{STDOUT_FILENO, POLLOUT, 0};
-    const int r = ::poll(&pf, 1, kSliceMs);
-    if (r < 0 && errno != EINTR) return errno;
-    if (r <= 0) continue;
-    if ((pf.revents & (POLLERR | POLLHUP)) != 0 && (pf.revents & POLLOUT) == 0) return EPIPE;
     const ssize_t w = ::write(STDOUT_FILENO, p, n);
     if (w < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
+      if (errno == EINTR || errno == EAGAIN) {
+        if (g_stop_signal != 0) return EINTR;
+        if (errno == EAGAIN) {  // a non-blocking stdout that is full
+          pollfd pf{STDOUT_FILENO, POLLOUT, 0};
+          (void)::poll(&pf, 1, kSliceMs);
+        }
+        continue;
+      }
       return errno;
     }
     p += w;
     n -= static_cast<std::size_t>(w);
+    if (n > 0 && g_stop_signal != 0) return EINTR;  // a short write: interrupted while blocked
   }
   return 0;
 }
