@@ -142,6 +142,10 @@ void report_json(Json& j, const Report& r, bool full) {
   j.kv("dropped_reads", r.hdr.roles.dropped_reads);
   j.kv("fenced_claims", r.hdr.roles.fenced_claims);
   j.kv("lock_recoveries", r.hdr.lock.recoveries);
+  j.kv("producers_closed", r.hdr.departures.closed[0]);
+  j.kv("producers_died", r.hdr.departures.died[0]);
+  j.kv("consumers_closed", r.hdr.departures.closed[1]);
+  j.kv("consumers_died", r.hdr.departures.died[1]);
   j.end_object();
   j.key("waiters").begin_object();
   j.kv("data", r.hdr.data_wait.waiters);
@@ -278,6 +282,10 @@ std::string render_text(const Report& r) {
                                   std::to_string(r.hdr.cons.records)) + "  attaches producer " +
                          std::to_string(r.hdr.roles.attaches[0]) + " consumer " +
                          std::to_string(r.hdr.roles.attaches[1]));
+    line("departures", "producers closed " + std::to_string(r.hdr.departures.closed[0]) + " died " +
+                           std::to_string(r.hdr.departures.died[0]) + "  consumers closed " +
+                           std::to_string(r.hdr.departures.closed[1]) + " died " +
+                           std::to_string(r.hdr.departures.died[1]) + " (died: counted when reclaimed)");
     line("waiters", "data " + std::to_string(r.hdr.data_wait.waiters) + " (seq " +
                         std::to_string(r.hdr.data_wait.seq) + ")  space " +
                         std::to_string(r.hdr.space_wait.waiters) + " (seq " + std::to_string(r.hdr.space_wait.seq) +
