@@ -156,7 +156,8 @@ class Input {
     for (std::size_t scanned = 0;;) {
       const char* b = buf_.data() + pos_;
       const std::size_t have = buf_.size() - pos_;
-      if (const void* nl = std::memchr(b + scanned, '\n', have - scanned)) {
+      const void* nl = have > scanned ? std::memchr(b + scanned, '\n', have - scanned) : nullptr;
+      if (nl != nullptr) {
         const auto len = static_cast<std::size_t>(static_cast<const char*>(nl) - b);
         *out = std::string_view(b, len);
         pos_ += len + 1;
