@@ -49,6 +49,15 @@ const char* to_string(Role r) noexcept {
   return "unknown";
 }
 
+const char* to_string(Departure d) noexcept {
+  switch (d) {
+    case Departure::none: return "none";
+    case Departure::closed: return "closed";
+    case Departure::died: return "died";
+  }
+  return "unknown";
+}
+
 Errc create(std::string_view name, const Config& cfg) { return detail::create_segment(name, cfg); }
 Errc unlink(std::string_view name) { return detail::unlink_segment(name); }
 
@@ -125,6 +134,10 @@ const std::string& Producer::name() const noexcept {
   return impl_ ? impl_->name() : empty;
 }
 
+Departure Producer::peer_departure() const noexcept {
+  return impl_ ? impl_->peer_departure() : Departure::none;
+}
+
 // ---- Consumer ----------------------------------------------------------------
 
 Consumer::Consumer() noexcept = default;
@@ -166,6 +179,10 @@ Kind Consumer::kind() const noexcept { return impl_ ? impl_->kind() : Kind::spsc
 const std::string& Consumer::name() const noexcept {
   static const std::string empty;
   return impl_ ? impl_->name() : empty;
+}
+
+Departure Consumer::peer_departure() const noexcept {
+  return impl_ ? impl_->peer_departure() : Departure::none;
 }
 
 }  // namespace shmring

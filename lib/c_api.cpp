@@ -146,6 +146,15 @@ int shmring_recv(shmring_t* r, void* p, size_t cap, size_t* n, int64_t timeout_n
 
 size_t shmring_max_record(const shmring_t* r) { return r ? r->ep->max_record() : 0; }
 
+static_assert(SHMRING_DEPARTURE_NONE == static_cast<int>(shmring::Departure::none));
+static_assert(SHMRING_DEPARTURE_CLOSED == static_cast<int>(shmring::Departure::closed));
+static_assert(SHMRING_DEPARTURE_DIED == static_cast<int>(shmring::Departure::died));
+
+int shmring_peer_departure(const shmring_t* r) {
+  if (r == nullptr || !r->ep) return SHMRING_EINVAL;
+  return static_cast<int>(r->ep->peer_departure());
+}
+
 const char* shmring_strerror(int code) {
   switch (code) {
     case SHMRING_OK: return "success";

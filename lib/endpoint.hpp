@@ -42,6 +42,7 @@ class Endpoint {
   Role role() const noexcept { return role_; }
   const std::string& name() const noexcept { return seg_.name; }
   const OpenedSegment& segment() const noexcept { return seg_; }
+  Departure peer_departure() const noexcept { return att_.peer_departure(); }
 
  protected:
   Errc wrong_role() const noexcept { return Errc::invalid_argument; }

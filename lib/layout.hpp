@@ -188,6 +188,15 @@ struct RoleBlock {
   std::uint8_t pad[kSeparation - 64];
 };
 
+// How peers left (docs/liveness.md, "Departures"). Monotonic counters per
+// role, never reset. Added in bytes that layout version 1 reserved as zero:
+// a ring made by an older library reads 0 here and is counted from then on.
+struct DepartureBlock {
+  std::uint64_t closed[2];  // atomic, [role-1]: clean detaches so far
+  std::uint64_t died[2];    // atomic, [role-1]: dead processes' entries reclaimed so far
+  std::uint8_t pad[kSeparation - 32];
+};
+
 // Attach entry state word: pid in bits 63..32, role in bits 15..8, phase in
 // bits 7..0. Zero means free.
 inline constexpr std::uint64_t kPhaseClaiming = 1;  // fields being written
@@ -214,7 +223,8 @@ struct Header {
   LockBlock lock;                            // 768
   AttachEntry attach[kAttachEntries];        // 1024
   RoleBlock roles;                           // 3072
-  std::uint8_t reserved[kHeaderSize - 3072 - kSeparation];  // 3200
+  std::uint8_t reserved[kHeaderSize - 3200 - kSeparation];  // 3200
+  DepartureBlock departures;                 // 3968: the last 128 bytes of the header page
 };
 
 // ---- Layout facts: a change here is a format change (bump kLayoutVersion) ----
@@ -266,6 +276,11 @@ static_assert(offsetof(RoleBlock, dropped_reads) == 40);
 static_assert(offsetof(RoleBlock, fenced_claims) == 48);
 static_assert(offsetof(RoleBlock, fenced_reads) == 56);
 static_assert(sizeof(RoleBlock) == kSeparation);
+static_assert(sizeof(DepartureBlock) == kSeparation);
+static_assert(offsetof(Header, reserved) == 3200);
+static_assert(offsetof(Header, departures) == kHeaderSize - kSeparation && offsetof(Header, departures) == 3968);
+static_assert(offsetof(DepartureBlock, closed) == 0);
+static_assert(offsetof(DepartureBlock, died) == 16);
 static_assert(sizeof(Header) == kHeaderSize);
 // Producer-written and consumer-written words never share a line (nor an
 // adjacent-line prefetch pair).

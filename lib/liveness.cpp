@@ -74,12 +74,57 @@ bool any_live(const Header& h, Role role) noexcept {
   return false;
 }
 
+namespace {
+
+// D-R2: counts a dead process's entry that this process just reclaimed (its
+// CAS from the dead word won, so exactly one reclaimer counts each death).
+// Release, pairs with D-A1 in peer_departure.
+void count_death(Header& h, std::uint64_t dead_word) noexcept {
+  const std::uint32_t r = attach_word_role(dead_word);
+  if (r != 1 && r != 2) return;  // a garbage entry: nobody's departure
+  atom(h.departures.died[r - 1]).fetch_add(1, std::memory_order_release);
+}
+
+}  // namespace
+
+std::uint32_t reclaim_dead(Header& h, Role role) noexcept {
+  std::uint32_t freed = 0;
+  for (std::uint32_t i = 0; i < kAttachEntries; ++i) {
+    // L-A1: acquire, pairs with L-R1 (the entry's start time is complete).
+    std::uint64_t w = atom(h.attach[i].state).load(std::memory_order_acquire);
+    if (w == 0 || attach_word_role(w) != static_cast<std::uint32_t>(role)) continue;
+    if (entry_liveness(h, i, w) != Liveness::dead) continue;
+    // L-R3: free the dead entry, as a claim in Attachment::attach would;
+    // acq_rel like that claim. Loses to a racing reclaimer, who counts it.
+    if (!atom(h.attach[i].state).compare_exchange_strong(w, 0, std::memory_order_acq_rel)) continue;
+    count_death(h, w);
+    ++freed;
+  }
+  return freed;
+}
+
+Departure Attachment::peer_departure() const noexcept {
+  if (h_ == nullptr) return Departure::none;
+  const auto peer = role_ == Role::producer ? Role::consumer : Role::producer;
+  const auto p = static_cast<std::uint32_t>(peer);
+  // A peer that died is counted when its entry is reclaimed: do it now
+  // rather than wait for the next process that needs a slot.
+  reclaim_dead(*h_, peer);
+  // D-A1: acquire, pairs with D-R1 (a clean detach) and D-R2 (a death).
+  if (atom(h_->departures.died[p - 1]).load(std::memory_order_acquire) != peer_died_before_) return Departure::died;
+  if (atom(h_->departures.closed[p - 1]).load(std::memory_order_acquire) != peer_closed_before_)
+    return Departure::closed;
+  return Departure::none;
+}
+
 Attachment::Attachment(Attachment&& o) noexcept
     : h_(o.h_),
       pid_(o.pid_),
       entry_(o.entry_),
       generation_(o.generation_),
       peer_attaches_before_(o.peer_attaches_before_),
+      peer_closed_before_(o.peer_closed_before_),
+      peer_died_before_(o.peer_died_before_),
       role_(o.role_),
       exclusive_(o.exclusive_) {
   o.h_ = nullptr;
@@ -94,6 +139,8 @@ Attachment& Attachment::operator=(Attachment&& o) noexcept {
     entry_ = o.entry_;
     generation_ = o.generation_;
     peer_attaches_before_ = o.peer_attaches_before_;
+    peer_closed_before_ = o.peer_closed_before_;
+    peer_died_before_ = o.peer_died_before_;
     role_ = o.role_;
     exclusive_ = o.exclusive_;
     o.h_ = nullptr;
@@ -113,6 +160,12 @@ Errc Attachment::attach(Header* h, const std::string& name, Role role, bool excl
   // peer that attaches (and maybe leaves) while we finish attaching still
   // counts as "seen" for the peer-gone rule.
   const std::uint32_t peer = r == static_cast<std::uint32_t>(Role::producer) ? 2 : 1;
+  // Departures: peers already dead now are counted before the snapshot, so
+  // that only a peer leaving after this moment moves the counters.
+  reclaim_dead(*h, static_cast<Role>(peer));
+  // D-A1: acquire, pairs with D-R1/D-R2.
+  const std::uint64_t peer_died = atom(h->departures.died[peer - 1]).load(std::memory_order_acquire);
+  const std::uint64_t peer_closed = atom(h->departures.closed[peer - 1]).load(std::memory_order_acquire);
   const std::uint64_t peer_before = atom(h->roles.attaches[peer - 1]).load(std::memory_order_acquire);
   std::int32_t mine = -1;
   for (std::uint32_t i = 0; i < kAttachEntries && mine < 0; ++i) {
@@ -123,6 +176,7 @@ Errc Attachment::attach(Header* h, const std::string& name, Role role, bool excl
     // Claim a free entry, or reclaim a dead one. acq_rel: the claim is
     // ordered before the field writes below; the loser retries elsewhere.
     if (!atom(e.state).compare_exchange_strong(w, claiming, std::memory_order_acq_rel)) continue;
+    if (w != 0) count_death(*h, w);  // D-R2: we reclaimed a dead process's entry
     // The fields are read by other processes with relaxed loads after an
     // acquire of the state word (L-A1).
     atom(e.pid).store(pid, std::memory_order_relaxed);
@@ -144,6 +198,8 @@ Errc Attachment::attach(Header* h, const std::string& name, Role role, bool excl
   role_ = role;
   exclusive_ = false;
   peer_attaches_before_ = peer_before;
+  peer_closed_before_ = peer_closed;
+  peer_died_before_ = peer_died;
   if (exclusive) {
     std::uint64_t& owner = h->roles.owner[r - 1];
     const std::uint64_t want = owner_word(pid, static_cast<std::uint32_t>(mine));
@@ -188,6 +244,10 @@ void Attachment::detach() noexcept {
       atom(h_->roles.owner[r - 1]).compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
     }
     std::uint64_t w = attach_word(pid_, r, kPhaseAttached);
+    // D-R1: counts a clean detach before the entry is freed; the release of
+    // L-R2 below orders it before the free, so a watcher that finds no live
+    // peer (L-A1) and then loads the counter (D-A1) sees it.
+    atom(h_->departures.closed[r - 1]).fetch_add(1, std::memory_order_relaxed);
     // L-R2: release, frees the entry after our last access through it.
     atom(h_->attach[entry_].state).compare_exchange_strong(w, 0, std::memory_order_acq_rel);
   }

@@ -31,6 +31,11 @@ Liveness entry_liveness(const Header& h, std::uint32_t index, std::uint64_t stat
 // True when some live process (the caller included) holds `role`.
 bool any_live(const Header& h, Role role) noexcept;
 
+// Frees every entry of `role` whose process is dead, counting each one it
+// frees in departures.died (docs/liveness.md, "Departures"). Returns how
+// many this call freed (a racing reclaimer counts its own).
+std::uint32_t reclaim_dead(Header& h, Role role) noexcept;
+
 // This process's entry in the attach table, and for an exclusive role
 // (spsc), the role's owner word. Detaches on destruction.
 class Attachment {
@@ -53,6 +58,10 @@ class Attachment {
   // peer-gone rule counts any peer that attached after this moment.
   std::uint64_t peer_attaches_before() const noexcept { return peer_attaches_before_; }
   std::uint64_t generation() const noexcept { return generation_; }
+  // How peers of the other role left since this attach: died when any of
+  // them died (its entry reclaimed, by this call if nobody did yet), else
+  // closed when any of them detached cleanly, else none.
+  Departure peer_departure() const noexcept;
 
  private:
   Header* h_ = nullptr;
@@ -60,6 +69,8 @@ class Attachment {
   std::int32_t entry_ = -1;
   std::uint64_t generation_ = 0;
   std::uint64_t peer_attaches_before_ = 0;
+  std::uint64_t peer_closed_before_ = 0;  // departures.closed of the other role at attach
+  std::uint64_t peer_died_before_ = 0;    // departures.died of the other role at attach
   Role role_ = Role::producer;
   bool exclusive_ = false;
 };

@@ -26,6 +26,7 @@
 
 #include "endpoint.hpp"
 #include "hooks.hpp"
+#include "mutex_state.hpp"
 #include "records.hpp"
 #include "wait.hpp"
 
@@ -152,7 +153,7 @@ class RobustLock {
   // holding the caller's tid, which would wedge every other locker.
   // glibc-specific, like mutex_plausible. Relaxed: a plausibility check.
   bool not_recoverable() const noexcept {
-    return atom(m_->__data.__owner).load(std::memory_order_relaxed) == kNotRecoverable;
+    return atom(m_->__data.__owner).load(std::memory_order_relaxed) == kMutexOwnerNotRecoverable;
   }
   // The race the check above cannot close (the mutex became not
   // recoverable after it): give back the lock word glibc's trylock left
@@ -165,7 +166,6 @@ class RobustLock {
     if (atom(m_->__data.__lock).compare_exchange_strong(expected, 0, std::memory_order_release))
       ::syscall(SYS_futex, &m_->__data.__lock, FUTEX_WAKE, 1, nullptr, nullptr, 0);
   }
-  static constexpr int kNotRecoverable = 0x7ffffffe;  // glibc's PTHREAD_MUTEX_NOTRECOVERABLE (INT_MAX - 1)
 
 
   pthread_mutex_t* m_;

@@ -22,7 +22,17 @@ enum class Kind : std::uint32_t { spsc = 1, mpmc = 2, locked = 3 };
 enum class WaitStrategy : std::uint32_t { futex = 1, spin = 2, sem = 3 };
 enum class Role : std::uint32_t { producer = 1, consumer = 2 };
 
+// How the peers of a handle (the other role) left since it opened, for a
+// handle that got Errc::peer_gone (docs/liveness.md, "Departures"). The
+// values are the C API's SHMRING_DEPARTURE_* constants.
+//   none    no peer has left since this handle opened
+//   closed  every peer that left closed its handle (detached cleanly)
+//   died    at least one peer died (killed, crashed, or exited without
+//           closing) since this handle opened
+enum class Departure : int { none = 0, closed = 1, died = 2 };
+
 const char* to_string(Kind k) noexcept;
+const char* to_string(Departure d) noexcept;
 const char* to_string(WaitStrategy w) noexcept;
 const char* to_string(Role r) noexcept;
 
@@ -100,6 +110,10 @@ class Producer {
   Kind kind() const noexcept;
   const std::string& name() const noexcept;
   bool valid() const noexcept { return impl_ != nullptr; }
+  // How the consumers left since this producer opened (see Departure).
+  // Any caller; reads /proc and may reclaim dead consumers' attach entries
+  // (a slow-path call: use it after peer_gone, not per record).
+  Departure peer_departure() const noexcept;
 
  private:
   explicit Producer(std::unique_ptr<detail::Endpoint> e) noexcept;
@@ -133,6 +147,9 @@ class Consumer {
   Kind kind() const noexcept;
   const std::string& name() const noexcept;
   bool valid() const noexcept { return impl_ != nullptr; }
+  // How the producers left since this consumer opened (see Departure):
+  // after peer_gone, closed means the feed finished, died that it broke.
+  Departure peer_departure() const noexcept;
 
  private:
   explicit Consumer(std::unique_ptr<detail::Endpoint> e) noexcept;

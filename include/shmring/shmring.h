@@ -109,6 +109,18 @@ int shmring_commit_deferred(shmring_t *r, size_t n);
 int shmring_release_deferred(shmring_t *r);
 int shmring_flush(shmring_t *r);
 
+/* How the peers of a handle (the other role) left since it opened; meant
+ * for a handle that got SHMRING_EPEERGONE, which keeps its meaning. Returns
+ * one of the SHMRING_DEPARTURE_* values, or SHMRING_EINVAL for NULL.
+ *   NONE    no peer has left since this handle opened
+ *   CLOSED  every peer that left closed its handle (shmring_close)
+ *   DIED    at least one peer died (killed, crashed, or exited without
+ *           shmring_close) since this handle opened
+ * Reads /proc and may reclaim dead peers' attach entries: a slow-path call.
+ * See docs/liveness.md, "Departures". */
+enum { SHMRING_DEPARTURE_NONE = 0, SHMRING_DEPARTURE_CLOSED = 1, SHMRING_DEPARTURE_DIED = 2 };
+int shmring_peer_departure(const shmring_t *r);
+
 /* The calling thread's last detailed error message, naming the ring and the
  * cause ("shmring /md-feed: capacity 1000 is not a power of two"). */
 const char *shmring_last_error(void);

@@ -54,6 +54,8 @@ void mutex_json(Json& j, const MutexView& m) {
   j.kv("owner_died", m.owner_died);
   j.kv("waiters", m.waiters);
   j.kv("not_recoverable", m.not_recoverable);
+  j.kv("repair_in_progress", m.inconsistent);
+  j.kv("condition", shmring::detail::to_string(m.state));
   j.end_object();
 }
 
@@ -141,6 +143,10 @@ void report_json(Json& j, const Report& r, bool full) {
   j.kv("fenced_claims", r.hdr.roles.fenced_claims);
   j.kv("fenced_reads", r.hdr.roles.fenced_reads);
   j.kv("lock_recoveries", r.hdr.lock.recoveries);
+  j.kv("producers_closed", r.hdr.departures.closed[0]);
+  j.kv("producers_died", r.hdr.departures.died[0]);
+  j.kv("consumers_closed", r.hdr.departures.closed[1]);
+  j.kv("consumers_died", r.hdr.departures.died[1]);
   j.end_object();
   j.key("waiters").begin_object();
   j.kv("data", r.hdr.data_wait.waiters);
@@ -300,6 +306,10 @@ std::string render_text(const Report& r) {
                                   std::to_string(r.hdr.cons.records)) + "  attaches producer " +
                          std::to_string(r.hdr.roles.attaches[0]) + " consumer " +
                          std::to_string(r.hdr.roles.attaches[1]));
+    line("departures", "producers closed " + std::to_string(r.hdr.departures.closed[0]) + " died " +
+                           std::to_string(r.hdr.departures.died[0]) + "  consumers closed " +
+                           std::to_string(r.hdr.departures.closed[1]) + " died " +
+                           std::to_string(r.hdr.departures.died[1]) + " (died: counted when reclaimed)");
     line("waiters", "data " + std::to_string(r.hdr.data_wait.waiters) + " (seq " +
                         std::to_string(r.hdr.data_wait.seq) + ")  space " +
                         std::to_string(r.hdr.space_wait.waiters) + " (seq " + std::to_string(r.hdr.space_wait.seq) +
@@ -377,8 +387,13 @@ std::string render_text(const Report& r) {
   return o;
 }
 
-// The exit status and stderr line for a report that is not a usable ring.
-int report_failure(const char* cmd, const Report& r) {
+// The exit status and stderr line for a report that is not a usable ring
+// (or, with stale_is_error, a stale one).
+int report_failure(const char* cmd, const Report& r, bool stale_is_error) {
+  if (stale_is_error && r.status == Status::stale)
+    return fail(kExitPeerDied, cmd, r.shown,
+                "stale: no live peer, " + std::to_string(r.dead) + " dead attach entr" + (r.dead == 1 ? "y" : "ies") +
+                    " (--stale-is-error)");
   const int code = status_exit(r.status);
   if (code == kExitOk) return code;
   return fail(code, cmd, r.shown, r.why);
@@ -395,7 +410,7 @@ bool resolve(const char* cmd, const std::string& arg, std::string* entry, int* c
 
 }  // namespace
 
-int inspect_one(int dirfd, const std::string& arg, bool json, std::string* out) {
+int inspect_one(int dirfd, const std::string& arg, bool json, std::string* out, bool stale_is_error) {
   std::string entry;
   int code = 0;
   if (!resolve("inspect", arg, &entry, &code)) return code;
@@ -411,10 +426,10 @@ int inspect_one(int dirfd, const std::string& arg, bool json, std::string* out) 
   } else if (r.status != Status::not_found && r.status != Status::permission) {
     *out = render_text(r);
   }
-  return report_failure("inspect", r);
+  return report_failure("inspect", r, stale_is_error);
 }
 
-int verify_one(int dirfd, const std::string& arg, std::string* out) {
+int verify_one(int dirfd, const std::string& arg, std::string* out, bool stale_is_error) {
   std::string entry;
   int code = 0;
   if (!resolve("verify", arg, &entry, &code)) return code;
@@ -442,7 +457,7 @@ int verify_one(int dirfd, const std::string& arg, std::string* out) {
                 std::to_string(r.problems.size()) + " problem" + (r.problems.size() == 1 ? "" : "s") +
                     ", first: " + r.problems.front());
   }
-  return report_failure("verify", r);
+  return report_failure("verify", r, stale_is_error);
 }
 
 namespace {
@@ -479,7 +494,7 @@ int run_batch(int dirfd, bool verify, bool json) {
 int single(const char* cmd, int argc, char** argv, bool verify) {
   Args a;
   int code = 0;
-  std::vector<OptSpec> spec = {{"--batch-stdin", false}};
+  std::vector<OptSpec> spec = {{"--batch-stdin", false}, {"--stale-is-error", false}};
   if (!verify) spec.push_back({"--json", false});
   // NAME is optional only in batch mode.
   bool batch = false;
@@ -491,7 +506,9 @@ int single(const char* cmd, int argc, char** argv, bool verify) {
     code = run_batch(dirfd, verify, a.has("--json"));
   } else {
     std::string out;
-    code = verify ? verify_one(dirfd, a.positional[0], &out) : inspect_one(dirfd, a.positional[0], a.has("--json"), &out);
+    const bool stale_is_error = a.has("--stale-is-error");
+    code = verify ? verify_one(dirfd, a.positional[0], &out, stale_is_error)
+                  : inspect_one(dirfd, a.positional[0], a.has("--json"), &out, stale_is_error);
     std::fwrite(out.data(), 1, out.size(), stdout);
     std::fflush(stdout);
   }

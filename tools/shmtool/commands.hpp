@@ -26,8 +26,10 @@ int run(int argc, char** argv);
 // `verify NAME` handle it: the report on *out, the error line (if any)
 // through fail(), the exit status returned. Used by the batch mode and by the
 // fuzz targets.
-int inspect_one(int dirfd, const std::string& arg, bool json, std::string* out);
-int verify_one(int dirfd, const std::string& arg, std::string* out);
+// stale_is_error (--stale-is-error): a stale ring (every attached peer dead)
+// exits kExitPeerDied instead of 0.
+int inspect_one(int dirfd, const std::string& arg, bool json, std::string* out, bool stale_is_error = false);
+int verify_one(int dirfd, const std::string& arg, std::string* out, bool stale_is_error = false);
 
 // Help text of a command (nullptr: unknown command).
 const char* command_help(const std::string& cmd);

@@ -23,7 +23,11 @@ enum Exit : int {
   kExitPermission = 5,
   kExitBusy = 6,
   kExitTimeout = 7,
+  kExitPeerDied = 8,  // pop/push: the other side died rather than closed; inspect/verify --stale-is-error: stale
 };
+// push and pop stopped by a signal: 128 + the signal number (SIGHUP 129,
+// SIGINT 130, SIGTERM 143), the shells' convention for "killed by".
+inline constexpr int kExitSignalBase = 128;
 
 // The exit status for a library outcome.
 int exit_for(shmring::Errc e) noexcept;

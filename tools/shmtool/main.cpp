@@ -52,7 +52,7 @@ const Help kHelp[] = {
      "\n"
      "  --json   machine-readable output (schema_version 1, see docs/shmtool.md)\n"},
     {"inspect",
-     "usage: shmtool inspect NAME [--json]\n"
+     "usage: shmtool inspect NAME [--json] [--stale-is-error]\n"
      "\n"
      "Shows everything the object says about itself: the whole header, indices, fill,\n"
      "the attach table with each process's liveness, waiter counts, the robust mutexes\n"
@@ -61,16 +61,19 @@ const Help kHelp[] = {
      "(never maps, locks or writes). Damaged, truncated, foreign and half-initialised\n"
      "objects get a diagnosis and exit 4; a missing name exits 3, an unreadable one 5.\n"
      "\n"
-     "  --json   machine-readable output (schema_version 1)\n"},
+     "  --json             machine-readable output (schema_version 1)\n"
+     "  --stale-is-error   exit 8 when the ring is stale (every attached peer dead)\n"},
     {"verify",
-     "usage: shmtool verify NAME\n"
+     "usage: shmtool verify NAME [--stale-is-error]\n"
      "\n"
      "Checks every invariant that can be checked from outside: the header (magic,\n"
      "version, sizes), indices in range and aligned, the record chain from head to tail\n"
      "(spsc, locked), slot states and laps against the tickets (mpmc), the attach table,\n"
      "role owners, waiter counts and mutex kinds. Prints `ok` and exits 0, or prints one\n"
      "line per problem and exits 4. A live ring is read racily: a problem is reported only\n"
-     "if it is still there in four copies taken a few ms apart.\n"},
+     "if it is still there in four copies taken a few ms apart.\n"
+     "  --stale-is-error   exit 8 when the ring is stale (every attached peer dead),\n"
+     "                     for cron jobs and health checks\n"},
     {"create",
      "usage: shmtool create NAME --kind spsc|mpmc|locked --capacity BYTES\n"
      "                     [--slot-size BYTES] [--wait futex|spin|sem] [--mode MODE]\n"
@@ -107,7 +110,8 @@ const Help kHelp[] = {
      "  --binary       stdin is a sequence of frames: 4-byte little-endian length, payload\n"
      "  --timeout-ms   give up (exit 7) when a record cannot be written within MS ms\n"
      "A line longer than the ring's largest record fails with exit 1 (earlier lines stay\n"
-     "pushed). Exit 1 also when the ring is full and its consumer is gone.\n"},
+     "pushed). Exit 1 also when the ring is full and its consumer closed, 8 when it died.\n"
+     "SIGINT, SIGTERM and SIGHUP detach cleanly within 100 ms: exit 128+signal.\n"},
     {"pop",
      "usage: shmtool pop NAME [--count N] [--timeout-ms MS] [--binary]\n"
      "\n"
@@ -119,7 +123,11 @@ const Help kHelp[] = {
      "  --timeout-ms   stop when no record arrives within MS ms (0: take only what is\n"
      "                 there now): exit 7 if that happens before the first record (or\n"
      "                 before N records with --count), else exit 0\n"
-     "  --binary       write frames: 4-byte little-endian length, payload\n"},
+     "  --binary       write frames: 4-byte little-endian length, payload\n"
+     "At the end of the stream, exit 0 when the producers closed, 8 when one died.\n"
+     "SIGINT, SIGTERM and SIGHUP detach cleanly within 100 ms (exit 128+signal); a\n"
+     "closed standard output ends pop with 0. The record being written stays in an\n"
+     "spsc or locked ring.\n"},
     {"watch",
      "usage: shmtool watch NAME [--interval MS] [--count N]\n"
      "\n"

@@ -13,6 +13,7 @@
 
 #include "common.hpp"
 #include "endpoint.hpp"  // mpmc_stride
+#include "mutex_state.hpp"
 #include "records.hpp"
 
 namespace shmtool {
@@ -181,32 +182,41 @@ MutexView view_mutex(const unsigned char* m, std::uint64_t holder) {
   MutexView v;
   v.holder = holder;
   v.holder_alive = pid_alive(holder);
-  // glibc's struct __pthread_mutex_s: int __lock; unsigned __count; int __owner; ...
-  std::memcpy(&v.lock_word, m, 4);
-  std::memcpy(&v.owner_field, m + 8, 4);
-  v.tid = v.lock_word & 0x3fffffffu;
-  v.owner_died = (v.lock_word & 0x40000000u) != 0;
-  v.waiters = (v.lock_word & 0x80000000u) != 0;
-  v.not_recoverable = v.owner_field == 0x7fffffff;
-  v.inconsistent = v.owner_field == 0x7ffffffe;
+  // The library's decoding (lib/mutex_state.hpp), shared with lib/locked.cpp.
+  const sd::MutexBits b = sd::decode_mutex_bytes(m);
+  v.lock_word = b.lock_word;
+  v.owner_field = b.owner;
+  v.tid = b.tid;
+  v.owner_died = b.owner_died;
+  v.waiters = b.waiters;
+  v.state = b.state;
+  v.not_recoverable = b.state == sd::MutexState::not_recoverable;
+  v.inconsistent = b.state == sd::MutexState::repairing;
   if (v.tid != 0) v.tid_alive = pid_alive(v.tid);
   std::string holder_txt = holder != 0 ? std::to_string(holder) + (v.holder_alive ? " (alive)" : " (dead)") : "";
-  if (v.not_recoverable) {
-    v.summary = "not recoverable (a repair failed); only shmtool reset clears it";
-  } else if (v.tid != 0) {
-    if (holder != 0 && holder == v.tid)
-      v.summary = "held by " + holder_txt;
-    else
-      v.summary = "held by tid " + std::to_string(v.tid) + (v.tid_alive ? " (alive)" : " (dead)") +
-                  (holder != 0 ? ", holder pid " + holder_txt : "");
-    if (!v.tid_alive) v.summary += "; the next locker gets EOWNERDEAD only if the kernel marked it";
-  } else if (v.owner_died) {
-    v.summary = holder != 0 ? "held by " + holder_txt + ": owner died, the next locker repairs it"
-                            : "owner died; the next locker repairs it";
-  } else {
-    v.summary = "free";
+  auto held_by = [&] {
+    if (holder != 0 && holder == v.tid) return "held by " + holder_txt;
+    return "held by tid " + std::to_string(v.tid) + (v.tid_alive ? " (alive)" : " (dead)") +
+           (holder != 0 ? ", holder pid " + holder_txt : "");
+  };
+  switch (b.state) {
+    case sd::MutexState::not_recoverable:
+      v.summary = "not recoverable (unlocked without being made consistent); only shmtool reset clears it";
+      break;
+    case sd::MutexState::repairing:
+      v.summary = held_by() + ": repair in progress (EOWNERDEAD handed out, not yet consistent)";
+      if (!v.tid_alive) v.summary += "; the repairer is gone, the next locker repairs it";
+      break;
+    case sd::MutexState::held:
+      v.summary = held_by();
+      if (!v.tid_alive) v.summary += "; the next locker gets EOWNERDEAD only if the kernel marked it";
+      break;
+    case sd::MutexState::owner_died:
+      v.summary = holder != 0 ? "held by " + holder_txt + ": owner died, the next locker repairs it"
+                              : "owner died; the next locker repairs it";
+      break;
+    case sd::MutexState::free: v.summary = "free"; break;
   }
-  if (v.inconsistent) v.summary += " (repair in progress: EOWNERDEAD handed out, not yet consistent)";
   return v;
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "layout.hpp"
+#include "mutex_state.hpp"
 #include "segment.hpp"
 
 namespace shmtool {
@@ -74,7 +75,7 @@ struct Peer {
 };
 
 // A robust mutex of a locked ring, as far as it can be read from its bytes
-// (glibc's layout; an informative decoding only).
+// (glibc's layout, decoded by the library's lib/mutex_state.hpp).
 struct MutexView {
   std::uint64_t holder = 0;      // LockBlock prod_holder / cons_holder (a pid)
   bool holder_alive = false;
@@ -85,7 +86,8 @@ struct MutexView {
   bool owner_died = false;
   bool waiters = false;
   bool not_recoverable = false;
-  bool inconsistent = false;  // EOWNERDEAD handed out, consistent() not yet called
+  bool inconsistent = false;  // EOWNERDEAD handed out, consistent() not yet called (repairing)
+  shmring::detail::MutexState state = shmring::detail::MutexState::free;
   std::string summary;        // "free", "held by 123 (alive)", ...
 };
 
