@@ -41,6 +41,11 @@ class Fd {
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
   int get() const noexcept { return fd_; }
+  int release() noexcept {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
 
  private:
   int fd_;
@@ -417,7 +422,11 @@ Errc open_segment(std::string_view name_in, std::chrono::nanoseconds init_timeou
         out->geo = g;
         out->hdr = h;
         out->data = map.base() + g.data_offset;
+        out->lock = SegmentLock();  // before the old mapping goes
         out->map = std::move(map);
+        // One descriptor per mapping, kept for its lifetime (O_CLOEXEC: an
+        // exec'd program does not inherit the locks).
+        out->lock.adopt(fd.release(), out->map.base(), out->map.size(), name);
         return Errc::ok;
       }
       if (state != Errc::would_block) return fail(state, name, why);
