@@ -146,6 +146,11 @@ int shmring_recv(shmring_t* r, void* p, size_t cap, size_t* n, int64_t timeout_n
 
 size_t shmring_max_record(const shmring_t* r) { return r ? r->ep->max_record() : 0; }
 
+int shmring_orphaned(const shmring_t* r) {
+  if (r == nullptr) return SHMRING_EINVAL;
+  return r->ep->orphaned() ? 1 : 0;
+}
+
 const char* shmring_strerror(int code) {
   switch (code) {
     case SHMRING_OK: return "success";

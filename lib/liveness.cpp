@@ -338,10 +338,12 @@ Errc Attachment::attach(Header* h, const std::string& name, Role role, bool excl
                   entry_liveness(*h, idx, ow) == Liveness::alive;
         }
         if (alive) {
+          const std::uint64_t ns = atom(h->attach[idx].pid_ns).load(std::memory_order_relaxed);
           detach();
           return fail(Errc::busy, name,
                       std::string("the ") + to_string(role) + " role is held by live process " +
-                          std::to_string(attach_word_pid(o)));
+                          std::to_string(attach_word_pid(o)) +
+                          (ns != 0 && ns != pid_ns ? " (pid in another PID namespace)" : ""));
         }
       }
       // O-R1: take the role (free, or held by a dead process). acq_rel so

@@ -30,12 +30,14 @@ constexpr off_t lock_offset(std::uint32_t index) noexcept {
   return static_cast<off_t>(offsetof(Header, attach) + std::size_t{index} * sizeof(AttachEntry));
 }
 
-// The descriptor of one mapping of a ring's object, kept open (O_CLOEXEC)
-// for as long as a handle uses the mapping: the attach locks belong to its
-// open file description. Every open one is listed process-wide, so that
-// entry_liveness() can find the descriptor of the header it is asked about,
-// and so that a fork() child closes its inherited copies (pthread_atfork):
-// otherwise the child would keep a dead parent's locks alive. Move-only.
+// A descriptor of a ring's object that goes with one mapping of it, kept
+// open (O_CLOEXEC) for as long as the mapping: the attach locks belong to its
+// open file description. It is a separate open of the object, never mapped
+// (a mapping keeps its own description alive, also in a fork() child). Every
+// one is listed process-wide, so that entry_liveness() can find the
+// descriptor of the header it is asked about, and so that a fork() child
+// closes its inherited copies (pthread_atfork): otherwise the child would
+// keep a dead parent's locks alive. Move-only.
 struct LockNode;
 class SegmentLock {
  public:

@@ -99,6 +99,11 @@ class Producer {
   std::size_t max_record() const noexcept;
   Kind kind() const noexcept;
   const std::string& name() const noexcept;
+  // True once the ring's name has been removed, or now leads to another
+  // object (a ring re-created under the same name): this handle still works
+  // with the ring it opened, but nobody can open that ring by name any more.
+  // Checked at most once per half liveness period; cheap to call often.
+  bool orphaned() const noexcept;
   bool valid() const noexcept { return impl_ != nullptr; }
 
  private:
@@ -132,6 +137,11 @@ class Consumer {
   std::size_t max_record() const noexcept;
   Kind kind() const noexcept;
   const std::string& name() const noexcept;
+  // True once the ring's name has been removed, or now leads to another
+  // object (a ring re-created under the same name): this handle still works
+  // with the ring it opened, but nobody can open that ring by name any more.
+  // Checked at most once per half liveness period; cheap to call often.
+  bool orphaned() const noexcept;
   bool valid() const noexcept { return impl_ != nullptr; }
 
  private:
