@@ -1,5 +1,5 @@
-// Liveness across PID namespaces, across fork() and exec(): every peer here
-// runs under `unshare --pid --fork --kill-child`, so each helper is pid 1 of
+// Liveness across PID namespaces, across fork() and exec(): most peers here
+// run under `unshare --pid --fork --kill-child --mount-proc`, so each is pid 1 of
 // its own PID namespace (two helpers share a pid number, exactly the case a
 // pid-based check gets wrong). Needs root for unshare(CLONE_NEWPID); skipped
 // with the reason printed otherwise. The fork/exec tests need no namespace.
@@ -33,17 +33,18 @@ constexpr std::int64_t kMs = 1'000'000;
 constexpr std::int64_t kLivenessNs = 100 * kMs;
 constexpr std::int64_t kMarginNs = 400 * kMs;
 
-// The wrapper that starts a helper as pid 1 of a new PID namespace; the
-// helper dies with the unshare process (--kill-child).
+// The wrapper that starts a helper as pid 1 of a new PID namespace with its
+// own /proc (as in a container: the other namespaces' processes are not
+// visible there); the helper dies with the unshare process (--kill-child).
 std::vector<std::string> in_new_pid_ns() {
-  return {"/usr/bin/unshare", "--pid", "--fork", "--kill-child"};
+  return {"/usr/bin/unshare", "--pid", "--fork", "--kill-child", "--mount-proc"};
 }
 
 // Why namespaces cannot be used here, or "" when they can.
 std::string namespace_skip_reason() {
   if (::geteuid() != 0) return "needs root: unshare --pid (CLONE_NEWPID) is refused to other users";
   if (::access("/usr/bin/unshare", X_OK) != 0) return "/usr/bin/unshare not installed";
-  const int rc = std::system("/usr/bin/unshare --pid --fork --kill-child /bin/true >/dev/null 2>&1");
+  const int rc = std::system("/usr/bin/unshare --pid --fork --kill-child --mount-proc /bin/true >/dev/null 2>&1");
   if (rc != 0) return "unshare --pid --fork fails here (seccomp or a container without CAP_SYS_ADMIN)";
   return "";
 }
@@ -109,25 +110,38 @@ TEST(PidNamespace, HelpersReallyRunInSeparateNamespacesAsPidOne) {
   EXPECT_TRUE(b.wait().exited);
 }
 
-class NsStream : public ::testing::TestWithParam<KW> {};
+// Where the two helpers run: 0 consumer in a new PID namespace and the
+// producer in ours (the consumer cannot see the producer's pid at all),
+// 1 the reverse, 2 each in its own new namespace (both are pid 1).
+struct NsCase {
+  KW kw;
+  int where;
+};
+std::string ns_case_name(const ::testing::TestParamInfo<NsCase>& i) {
+  static const char* const w[] = {"consumer_ns", "producer_ns", "both_ns"};
+  return to_string(i.param.kw.kind) + std::string("_") + w[i.param.where];
+}
 
-// A producer and a consumer in two different PID namespaces stream records
-// with ids, sequence numbers and checksums (the consumer verifies each and
-// exits 1 on a bad, missing or duplicated one).
+class NsStream : public ::testing::TestWithParam<NsCase> {};
+
+// A producer and a consumer in different PID namespaces stream records with
+// ids, sequence numbers and checksums (the consumer verifies each and exits
+// 1 on a bad, missing or duplicated one).
 TEST_P(NsStream, MillionRecordsNothingLost) {
   NEED_PID_NAMESPACES();
-  const KW v = GetParam();
+  const NsCase c = GetParam();
   const std::uint64_t n = scaled(1'000'000, 10'000);
-  TestRing ring("ns_stream", v.kind, v.wait, 64 * 1024);
+  TestRing ring("ns_stream", c.kw.kind, c.kw.wait, 64 * 1024);
   ASSERT_EQ(ring.create_result(), Errc::ok);
   const std::string count = std::to_string(n);
+  const std::vector<std::string> none;
   Peer cons(args({"consume", ring.name(), "--count", count, "--min", "24", "--max", "200", "--deadline-s", "170"}),
-            "", in_new_pid_ns());
+            "", c.where != 1 ? in_new_pid_ns() : none);
   std::string l;
   LIVE_EXPECT_LINE(cons, "opened", 5000, l);
   ASSERT_EQ(l, "opened 0");
   Peer prod(args({"produce", ring.name(), "--count", count, "--min", "24", "--max", "200", "--deadline-s", "170"}),
-            "", in_new_pid_ns());
+            "", c.where != 0 ? in_new_pid_ns() : none);
   LIVE_EXPECT_LINE(prod, "done", 170'000, l);
   EXPECT_EQ(field(l, 1), SHMRING_OK) << l;
   EXPECT_EQ(static_cast<std::uint64_t>(field(l, 2)), n) << l;
@@ -140,8 +154,12 @@ TEST_P(NsStream, MillionRecordsNothingLost) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Kinds, NsStream,
-                         ::testing::Values(KW{Kind::spsc, WaitStrategy::futex}, KW{Kind::locked, WaitStrategy::futex}),
-                         kw_name);
+                         ::testing::Values(NsCase{KW{Kind::spsc, WaitStrategy::futex}, 0},
+                                           NsCase{KW{Kind::spsc, WaitStrategy::futex}, 1},
+                                           NsCase{KW{Kind::spsc, WaitStrategy::futex}, 2},
+                                           NsCase{KW{Kind::locked, WaitStrategy::futex}, 0},
+                                           NsCase{KW{Kind::locked, WaitStrategy::futex}, 2}),
+                         ns_case_name);
 
 // kill -9 of the producer (consumer blocked on an empty ring) or of the
 // consumer (producer blocked on a full ring), each in its own namespace: the
