@@ -128,6 +128,7 @@ Errc Producer::send(std::span<const std::byte> data, Timeout t) {
 }
 
 std::size_t Producer::max_record() const noexcept { return impl_ ? impl_->max_record() : 0; }
+bool Producer::orphaned() const noexcept { return impl_ && impl_->orphaned(); }
 Kind Producer::kind() const noexcept { return impl_ ? impl_->kind() : Kind::spsc; }
 const std::string& Producer::name() const noexcept {
   static const std::string empty;
@@ -175,6 +176,7 @@ Result<std::size_t> Consumer::recv(std::span<std::byte> out, Timeout t) {
 }
 
 std::size_t Consumer::max_record() const noexcept { return impl_ ? impl_->max_record() : 0; }
+bool Consumer::orphaned() const noexcept { return impl_ && impl_->orphaned(); }
 Kind Consumer::kind() const noexcept { return impl_ ? impl_->kind() : Kind::spsc; }
 const std::string& Consumer::name() const noexcept {
   static const std::string empty;

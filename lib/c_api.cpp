@@ -155,6 +155,11 @@ int shmring_peer_departure(const shmring_t* r) {
   return static_cast<int>(r->ep->peer_departure());
 }
 
+int shmring_orphaned(const shmring_t* r) {
+  if (r == nullptr) return SHMRING_EINVAL;
+  return r->ep->orphaned() ? 1 : 0;
+}
+
 const char* shmring_strerror(int code) {
   switch (code) {
     case SHMRING_OK: return "success";

@@ -43,6 +43,12 @@ class Endpoint {
   const std::string& name() const noexcept { return seg_.name; }
   const OpenedSegment& segment() const noexcept { return seg_; }
   Departure peer_departure() const noexcept { return att_.peer_departure(); }
+  // The ring's name no longer leads to this ring (docs/liveness.md,
+  // "A ring whose name was removed"): checked at most once per half liveness
+  // period, so a caller may ask on every record.
+  bool orphaned() const noexcept {
+    return segment_orphaned(seg_.hdr, std::int64_t{seg_.geo.liveness_ms} * 1'000'000 / 2);
+  }
 
  protected:
   Errc wrong_role() const noexcept { return Errc::invalid_argument; }

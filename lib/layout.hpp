@@ -1,4 +1,4 @@
-// The shared-memory format, layout version 1 (docs/format.md describes every
+// The shared-memory format, layout version 2 (docs/format.md describes every
 // byte). Plain data only: fixed-width integers, no pointers, no constructors.
 // Shared words are accessed through std::atomic_ref (see atom() below) so the
 // same bytes can be read with pread() by shmtool without running ring code.
@@ -168,12 +168,17 @@ struct AttachEntry {
   std::uint64_t state;          // atomic: kAttachFree / claimed word (docs/format.md)
   std::int32_t pid;
   std::uint32_t role;           // shmring::Role
-  std::uint64_t start_time;     // /proc/PID/stat field 22, to tell reused pids apart
+  std::uint64_t start_time;     // /proc/PID/stat field 22 (display only)
   std::int64_t attach_time_ns;  // CLOCK_REALTIME
   std::uint64_t generation;     // atomic: bumped by every claim of this entry
   std::uint64_t sleeping;       // atomic: bit 0 asleep on data_wait, bit 1 on space_wait
-  std::uint64_t reserved[2];
+  std::uint64_t pid_ns;         // inode of the holder's /proc/self/ns/pid (display only)
+  std::uint64_t reserved;
 };
+// Since layout version 2 an entry is alive exactly while an open-file-
+// description lock is held on byte offsetof(Header, attach) + 64 * index of
+// the object (lib/liveness.hpp, docs/liveness.md); pid and start_time only
+// name the process for people.
 
 // Who holds the exclusive roles of an spsc ring, and how many attaches each
 // role has seen (for the peer-gone rule).
@@ -262,6 +267,7 @@ static_assert(offsetof(AttachEntry, start_time) == 16);
 static_assert(offsetof(AttachEntry, attach_time_ns) == 24);
 static_assert(offsetof(AttachEntry, generation) == 32);
 static_assert(offsetof(AttachEntry, sleeping) == 40);
+static_assert(offsetof(AttachEntry, pid_ns) == 48);
 static_assert(offsetof(Header, prod) == 128);
 static_assert(offsetof(Header, cons) == 256);
 static_assert(offsetof(Header, data_wait) == 384);

@@ -1,66 +1,209 @@
 #include "liveness.hpp"
 
 #include <fcntl.h>
-#include <signal.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <vector>
 
 #include "segment.hpp"
 
 namespace shmring::detail {
 
-std::uint64_t process_start_time(pid_t pid) noexcept {
-  if (pid <= 0) return 0;
-  char path[32];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    // /proc hidden from us (hidepid): fall back to "exists", without the
-    // reused-pid protection.
-    if (errno == EACCES) return ::kill(pid, 0) == 0 || errno == EPERM ? 1 : 0;
-    return 0;
+// One descriptor of one mapping (see SegmentLock). Process-local; every field
+// is guarded by g_mu.
+struct LockNode {
+  int fd = -1;                  // -1 after fork() in the child
+  const std::byte* base = nullptr;  // nullptr once the mapping is gone
+  std::size_t len = 0;
+  std::string name;             // canonical "/name"
+  std::uint32_t held = 0;       // bit i: this process holds entry i through fd
+  int refs = 0;                 // the SegmentLock and each Attachment
+  std::int64_t next_orphan_check = 0;
+  bool orphaned = false;
+};
+
+namespace {
+
+std::mutex g_mu;
+std::vector<LockNode*>& nodes() {
+  static auto* v = new std::vector<LockNode*>();  // never destroyed: used from atexit-time destructors
+  return *v;
+}
+std::atomic<std::uint64_t> g_start_time{0};
+
+void fork_prepare() noexcept { g_mu.lock(); }
+void fork_parent() noexcept { g_mu.unlock(); }
+// The child must not keep its parent's attach locks alive: an OFD lock lives
+// as long as any descriptor of its open file description, and the child's
+// copies are such descriptors. Close them all; the handles the child
+// inherited no longer hold (or judge) anything.
+void fork_child() noexcept {
+  for (LockNode* n : nodes()) {
+    if (n->fd >= 0) ::close(n->fd);
+    n->fd = -1;
+    n->held = 0;
   }
+  g_start_time.store(0, std::memory_order_relaxed);
+  g_mu.unlock();
+}
+
+void install_fork_handlers() {
+  static std::once_flag once;
+  std::call_once(once, [] { ::pthread_atfork(fork_prepare, fork_parent, fork_child); });
+}
+
+// Caller holds g_mu.
+LockNode* find_locked(const void* p) noexcept {
+  const auto* b = static_cast<const std::byte*>(p);
+  for (LockNode* n : nodes()) {
+    if (n->base != nullptr && b >= n->base && b < n->base + n->len) return n;
+  }
+  return nullptr;
+}
+
+// Caller holds g_mu.
+void unref_locked(LockNode* n) noexcept {
+  if (--n->refs > 0) return;
+  auto& v = nodes();
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (*it == n) {
+      v.erase(it);
+      break;
+    }
+  }
+  if (n->fd >= 0) ::close(n->fd);  // drops every lock still held through it
+  delete n;
+}
+
+struct flock byte_lock(short type, std::uint32_t index) noexcept {
+  struct flock fl {};
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = lock_offset(index);
+  fl.l_len = 1;
+  fl.l_pid = 0;  // required for the OFD commands
+  return fl;
+}
+
+std::string errno_text(int err) {
+  char buf[128];
+  return strerror_r(err, buf, sizeof buf);
+}
+
+}  // namespace
+
+SegmentLock::~SegmentLock() {
+  if (node_ == nullptr) return;
+  std::lock_guard<std::mutex> g(g_mu);
+  node_->base = nullptr;  // the mapping goes with the OpenedSegment
+  unref_locked(node_);
+}
+
+SegmentLock& SegmentLock::operator=(SegmentLock&& o) noexcept {
+  if (this != &o) {
+    this->~SegmentLock();
+    node_ = o.node_;
+    o.node_ = nullptr;
+  }
+  return *this;
+}
+
+void SegmentLock::adopt(int fd, const void* base, std::size_t len, const std::string& name) {
+  install_fork_handlers();
+  auto* n = new LockNode;
+  n->fd = fd;
+  n->base = static_cast<const std::byte*>(base);
+  n->len = len;
+  n->name = name;
+  n->refs = 1;
+  std::lock_guard<std::mutex> g(g_mu);
+  if (node_ != nullptr) {
+    node_->base = nullptr;
+    unref_locked(node_);
+  }
+  nodes().push_back(n);
+  node_ = n;
+}
+
+int SegmentLock::fd() const noexcept {
+  if (node_ == nullptr) return -1;
+  std::lock_guard<std::mutex> g(g_mu);
+  return node_->fd;
+}
+
+bool segment_orphaned(const Header* h, std::int64_t period_ns) noexcept {
+  std::lock_guard<std::mutex> g(g_mu);
+  LockNode* n = find_locked(h);
+  if (n == nullptr || n->fd < 0) return false;
+  const std::int64_t now = monotonic_ns();
+  if (now < n->next_orphan_check) return n->orphaned;
+  n->next_orphan_check = now + period_ns;
+  struct stat mine {};
+  struct stat named {};
+  if (::fstat(n->fd, &mine) != 0) return n->orphaned;
+  const std::string path = "/dev/shm" + n->name;
+  if (::stat(path.c_str(), &named) != 0) {
+    // Only a name that is gone counts; any other failure (EACCES on the
+    // directory, EINTR...) leaves the last answer.
+    if (errno == ENOENT) n->orphaned = true;
+    return n->orphaned;
+  }
+  n->orphaned = named.st_dev != mine.st_dev || named.st_ino != mine.st_ino;
+  return n->orphaned;
+}
+
+std::uint64_t own_start_time() noexcept {
+  // For display only (shmtool shows when the process started); liveness
+  // never uses it. Read once per process (the fork child reads its own).
+  std::uint64_t v = g_start_time.load(std::memory_order_relaxed);
+  if (v != 0) return v;
+  const int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
   char buf[1024];
-  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  const ssize_t got = ::read(fd, buf, sizeof buf - 1);
   ::close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  // Field 2 (comm) may hold spaces and ')': parse from the last ')'.
+  if (got <= 0) return 0;
+  buf[got] = '\0';
+  // comm (field 2) may hold spaces and ')': count fields after the last ')'.
   const char* p = std::strrchr(buf, ')');
-  if (p == nullptr || p[1] != ' ') return 0;
-  p += 2;
-  const char state = *p;
-  if (state == 'Z' || state == 'X' || state == 'x') return 0;  // exited, maybe not reaped
-  // Fields 3..22: the state is field 3, starttime field 22.
-  for (int field = 3; field < 22; ++field) {
-    p = std::strchr(p, ' ');
-    if (p == nullptr) return 0;
-    ++p;
+  for (int field = 2; p != nullptr && field < 22; ++field) {
+    p = std::strchr(p + 1, ' ');
   }
-  char* end = nullptr;
-  const unsigned long long v = std::strtoull(p, &end, 10);
-  if (end == p) return 0;
-  return v == 0 ? 1 : v;  // 0 is reserved for "gone"
+  if (p == nullptr) return 0;
+  v = std::strtoull(p + 1, nullptr, 10);
+  g_start_time.store(v, std::memory_order_relaxed);
+  return v;
+}
+
+std::uint64_t own_pid_namespace() noexcept {
+  struct stat st {};
+  if (::stat("/proc/self/ns/pid", &st) != 0) return 0;
+  return static_cast<std::uint64_t>(st.st_ino);
 }
 
 Liveness entry_liveness(const Header& h, std::uint32_t index, std::uint64_t w) noexcept {
   if (w == 0) return Liveness::free;
   if (index >= kAttachEntries) return Liveness::dead;
-  const std::int32_t pid = attach_word_pid(w);
-  if (pid <= 0) return Liveness::dead;
-  if (pid == ::getpid()) return Liveness::alive;
   const std::uint64_t phase = attach_word_phase(w);
-  const std::uint64_t now_start = process_start_time(pid);
-  if (phase == kPhaseClaiming) return now_start != 0 ? Liveness::alive : Liveness::dead;
-  if (phase != kPhaseAttached) return Liveness::dead;
-  // Written before the attached word was release-stored; the caller read the
-  // word with acquire (pairs with L-R1 in Attachment::attach).
-  const std::uint64_t recorded =
-      atom(const_cast<std::uint64_t&>(h.attach[index].start_time)).load(std::memory_order_relaxed);
-  return now_start != 0 && now_start == recorded ? Liveness::alive : Liveness::dead;
+  if (phase != kPhaseClaiming && phase != kPhaseAttached) return Liveness::dead;
+  std::lock_guard<std::mutex> g(g_mu);
+  LockNode* n = find_locked(&h);
+  // A header we hold no descriptor for, or a handle inherited across fork()
+  // (its descriptor was closed in the child): we cannot judge, and "alive"
+  // is the answer that never takes anything away from anybody.
+  if (n == nullptr || n->fd < 0) return Liveness::alive;
+  // Our own locks do not conflict with our own query: ask the table.
+  if ((n->held >> index) & 1u) return Liveness::alive;
+  struct flock fl = byte_lock(F_WRLCK, index);
+  if (::fcntl(n->fd, F_OFD_GETLK, &fl) != 0) return Liveness::alive;
+  return fl.l_type == F_UNLCK ? Liveness::dead : Liveness::alive;
 }
 
 bool any_live(const Header& h, Role role) noexcept {
@@ -119,6 +262,7 @@ Departure Attachment::peer_departure() const noexcept {
 
 Attachment::Attachment(Attachment&& o) noexcept
     : h_(o.h_),
+      node_(o.node_),
       pid_(o.pid_),
       entry_(o.entry_),
       generation_(o.generation_),
@@ -128,6 +272,7 @@ Attachment::Attachment(Attachment&& o) noexcept
       role_(o.role_),
       exclusive_(o.exclusive_) {
   o.h_ = nullptr;
+  o.node_ = nullptr;
   o.entry_ = -1;
 }
 
@@ -135,6 +280,7 @@ Attachment& Attachment::operator=(Attachment&& o) noexcept {
   if (this != &o) {
     detach();
     h_ = o.h_;
+    node_ = o.node_;
     pid_ = o.pid_;
     entry_ = o.entry_;
     generation_ = o.generation_;
@@ -144,6 +290,7 @@ Attachment& Attachment::operator=(Attachment&& o) noexcept {
     role_ = o.role_;
     exclusive_ = o.exclusive_;
     o.h_ = nullptr;
+    o.node_ = nullptr;
     o.entry_ = -1;
   }
   return *this;
@@ -152,8 +299,10 @@ Attachment& Attachment::operator=(Attachment&& o) noexcept {
 bool Attachment::owned_by_this_process() const noexcept { return h_ != nullptr && pid_ == ::getpid(); }
 
 Errc Attachment::attach(Header* h, const std::string& name, Role role, bool exclusive) {
+  detach();
   const auto pid = static_cast<std::int32_t>(::getpid());
-  const std::uint64_t start = process_start_time(pid);
+  const std::uint64_t start = own_start_time();
+  const std::uint64_t pid_ns = own_pid_namespace();
   const auto r = static_cast<std::uint32_t>(role);
   const std::uint64_t claiming = attach_word(pid, r, kPhaseClaiming);
   // A-A1: acquire, pairs with A-R1. Read before our entry is published, so a
@@ -168,30 +317,58 @@ Errc Attachment::attach(Header* h, const std::string& name, Role role, bool excl
   const std::uint64_t peer_closed = atom(h->departures.closed[peer - 1]).load(std::memory_order_acquire);
   const std::uint64_t peer_before = atom(h->roles.attaches[peer - 1]).load(std::memory_order_acquire);
   std::int32_t mine = -1;
-  for (std::uint32_t i = 0; i < kAttachEntries && mine < 0; ++i) {
-    AttachEntry& e = h->attach[i];
-    // L-A1: acquire, pairs with L-R1 (a complete entry) or L-R2 (freed).
-    std::uint64_t w = atom(e.state).load(std::memory_order_acquire);
-    if (w != 0 && entry_liveness(*h, i, w) != Liveness::dead) continue;
-    // Claim a free entry, or reclaim a dead one. acq_rel: the claim is
-    // ordered before the field writes below; the loser retries elsewhere.
-    if (!atom(e.state).compare_exchange_strong(w, claiming, std::memory_order_acq_rel)) continue;
-    if (w != 0) count_death(*h, w);  // D-R2: we reclaimed a dead process's entry
-    // The fields are read by other processes with relaxed loads after an
-    // acquire of the state word (L-A1).
-    atom(e.pid).store(pid, std::memory_order_relaxed);
-    atom(e.role).store(r, std::memory_order_relaxed);
-    atom(e.start_time).store(start, std::memory_order_relaxed);
-    atom(e.attach_time_ns).store(realtime_ns(), std::memory_order_relaxed);
-    atom(e.sleeping).store(0, std::memory_order_relaxed);  // not the dead owner's flags
-    generation_ = atom(e.generation).fetch_add(1, std::memory_order_relaxed) + 1;
-    // L-R1: release, publishes the fields above; pairs with L-A1.
-    atom(e.state).store(attach_word(pid, r, kPhaseAttached), std::memory_order_release);
-    mine = static_cast<std::int32_t>(i);
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    LockNode* n = find_locked(h);
+    if (n == nullptr || n->fd < 0) {
+      return fail(Errc::invalid_argument, name,
+                  "no open descriptor for this mapping (a handle inherited across fork() cannot attach)");
+    }
+    // Take the first entry whose lock nobody holds: it is free, or its
+    // process is gone. The lock is the claim; the state word follows.
+    for (std::uint32_t i = 0; i < kAttachEntries && mine < 0; ++i) {
+      if ((n->held >> i) & 1u) continue;  // ours through this very descriptor
+      struct flock fl = byte_lock(F_WRLCK, i);
+      if (::fcntl(n->fd, F_OFD_SETLK, &fl) != 0) {
+        const int err = errno;
+        if (err == EAGAIN || err == EACCES) continue;  // held: a live process
+        return fail(Errc::system_error, name,
+                    "cannot take the attach lock (fcntl F_OFD_SETLK on the object: " + errno_text(err) +
+                        "); liveness needs open-file-description locks on the shared-memory filesystem");
+      }
+      n->held |= 1u << i;
+      mine = static_cast<std::int32_t>(i);
+    }
+    if (mine >= 0) {
+      ++n->refs;
+      node_ = n;
+    }
   }
   if (mine < 0) {
     return fail(Errc::busy, name, "attach table full: " + std::to_string(kAttachEntries) + " live processes attached");
   }
+  AttachEntry& e = h->attach[mine];
+  // The entry is ours (its lock); whatever word is left in it is a dead
+  // holder's, or 0. acq_rel: the claim is ordered before the field writes
+  // below. Only a forced reset (which clears dead words) races with us here.
+  std::uint64_t w = atom(e.state).load(std::memory_order_acquire);  // L-A1
+  while (!atom(e.state).compare_exchange_weak(w, claiming, std::memory_order_acq_rel)) {
+  }
+  // D-R2: a dead process's word was still there: we reclaimed its entry (a
+  // racing reclaim_dead that freed it first counted it instead; the word
+  // CAS decides who counts).
+  if (w != 0) count_death(*h, w);
+  // The fields are read by other processes with relaxed loads after an
+  // acquire of the state word (L-A1).
+  atom(e.pid).store(pid, std::memory_order_relaxed);
+  atom(e.role).store(r, std::memory_order_relaxed);
+  atom(e.start_time).store(start, std::memory_order_relaxed);
+  atom(e.attach_time_ns).store(realtime_ns(), std::memory_order_relaxed);
+  atom(e.pid_ns).store(pid_ns, std::memory_order_relaxed);
+  atom(e.sleeping).store(0, std::memory_order_relaxed);  // not the dead owner's flags
+  generation_ = atom(e.generation).fetch_add(1, std::memory_order_relaxed) + 1;
+  // L-R1: release, publishes the fields above; pairs with L-A1.
+  atom(e.state).store(attach_word(pid, r, kPhaseAttached), std::memory_order_release);
   h_ = h;
   pid_ = pid;
   entry_ = mine;
@@ -209,16 +386,23 @@ Errc Attachment::attach(Header* h, const std::string& name, Role role, bool excl
       if (o != 0) {
         const std::uint32_t idx = static_cast<std::uint32_t>(o & 0xffffffffu) - 1;
         bool alive = false;
-        if (idx < kAttachEntries) {
-          const std::uint64_t w = atom(h->attach[idx].state).load(std::memory_order_acquire);  // L-A1
-          alive = attach_word_pid(w) == attach_word_pid(o) && attach_word_role(w) == r &&
-                  entry_liveness(*h, idx, w) == Liveness::alive;
+        // The owner's entry is ours now: its owner is gone. Otherwise the
+        // owner lives while its entry still carries its word and is locked
+        // (a pid alone proves nothing across PID namespaces, but a live
+        // entry with the owner's pid and role is the owner: only one
+        // process can hold the role, and it keeps its entry while it does).
+        if (idx < kAttachEntries && idx != static_cast<std::uint32_t>(mine)) {
+          const std::uint64_t ow = atom(h->attach[idx].state).load(std::memory_order_acquire);  // L-A1
+          alive = attach_word_pid(ow) == attach_word_pid(o) && attach_word_role(ow) == r &&
+                  entry_liveness(*h, idx, ow) == Liveness::alive;
         }
         if (alive) {
+          const std::uint64_t ns = atom(h->attach[idx].pid_ns).load(std::memory_order_relaxed);
           detach();
           return fail(Errc::busy, name,
                       std::string("the ") + to_string(role) + " role is held by live process " +
-                          std::to_string(attach_word_pid(o)));
+                          std::to_string(attach_word_pid(o)) +
+                          (ns != 0 && ns != pid_ns ? " (pid in another PID namespace)" : ""));
         }
       }
       // O-R1: take the role (free, or held by a dead process). acq_rel so
@@ -234,9 +418,9 @@ Errc Attachment::attach(Header* h, const std::string& name, Role role, bool excl
 }
 
 void Attachment::detach() noexcept {
-  if (h_ == nullptr || entry_ < 0) return;
-  // A handle inherited across fork() belongs to the parent's entry.
-  if (pid_ == ::getpid()) {
+  if (h_ != nullptr && entry_ >= 0 && pid_ == ::getpid()) {
+    // A handle inherited across fork() belongs to the parent's entry: only
+    // the process that attached gives it back.
     const auto r = static_cast<std::uint32_t>(role_);
     if (exclusive_) {
       std::uint64_t mine = owner_word(pid_, static_cast<std::uint32_t>(entry_));
@@ -251,10 +435,20 @@ void Attachment::detach() noexcept {
     // L-R2: release, frees the entry after our last access through it.
     atom(h_->attach[entry_].state).compare_exchange_strong(w, 0, std::memory_order_acq_rel);
   }
+  if (node_ != nullptr) {
+    std::lock_guard<std::mutex> g(g_mu);
+    if (entry_ >= 0 && node_->fd >= 0 && ((node_->held >> entry_) & 1u)) {
+      // After the word is cleared: a successor that takes the lock finds 0.
+      struct flock fl = byte_lock(F_UNLCK, static_cast<std::uint32_t>(entry_));
+      ::fcntl(node_->fd, F_OFD_SETLK, &fl);
+      node_->held &= ~(1u << entry_);
+    }
+    unref_locked(node_);
+  }
+  node_ = nullptr;
   h_ = nullptr;
   entry_ = -1;
 }
-
 PeerWatch::PeerWatch(const Header* h, Role peer_role, std::uint32_t liveness_ms,
                      std::uint64_t attaches_at_open) noexcept
     : h_(h),

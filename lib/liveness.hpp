@@ -1,14 +1,19 @@
 // Who is attached, and who of them is still alive. Internal header.
 //
-// Each attached process owns one entry of the header's attach table. An
-// entry names its process by pid AND start time (field 22 of /proc/PID/stat),
-// so a pid that the kernel handed to a new process after the original died
-// is not mistaken for it. A dead process's entry is reclaimed by whoever
-// needs the slot next. See docs/liveness.md.
+// Each attached handle owns one entry of the header's attach table, and
+// holds an open-file-description lock (fcntl F_OFD_SETLK, write lock) on one
+// byte of the ring's object at lock_offset(entry) for as long as it is
+// attached. The kernel drops that lock when the last descriptor of the open
+// file description closes, which includes the death of the process, whatever
+// its PID namespace. An entry is alive exactly while its byte is locked
+// (F_OFD_GETLK). pid, start time and PID namespace stay in the entry for
+// display only. A dead entry is reclaimed by whoever needs the slot next.
+// See docs/liveness.md.
 #pragma once
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -18,14 +23,55 @@
 
 namespace shmring::detail {
 
-// Start time of a process in clock ticks after boot, 0 when it does not
-// exist or is a zombie (exited, not reaped: it can no longer touch the ring).
-std::uint64_t process_start_time(pid_t pid) noexcept;
+// The byte of the object whose lock stands for attach entry `index`: the
+// first byte of the entry itself (the lock is advisory: it never affects
+// reads or writes through the mapping).
+constexpr off_t lock_offset(std::uint32_t index) noexcept {
+  return static_cast<off_t>(offsetof(Header, attach) + std::size_t{index} * sizeof(AttachEntry));
+}
+
+// A descriptor of a ring's object that goes with one mapping of it, kept
+// open (O_CLOEXEC) for as long as the mapping: the attach locks belong to its
+// open file description. It is a separate open of the object, never mapped
+// (a mapping keeps its own description alive, also in a fork() child). Every
+// one is listed process-wide, so that entry_liveness() can find the
+// descriptor of the header it is asked about, and so that a fork() child
+// closes its inherited copies (pthread_atfork): otherwise the child would
+// keep a dead parent's locks alive. Move-only.
+struct LockNode;
+class SegmentLock {
+ public:
+  SegmentLock() = default;
+  ~SegmentLock();
+  SegmentLock(SegmentLock&& o) noexcept : node_(o.node_) { o.node_ = nullptr; }
+  SegmentLock& operator=(SegmentLock&& o) noexcept;
+  SegmentLock(const SegmentLock&) = delete;
+  SegmentLock& operator=(const SegmentLock&) = delete;
+  // Takes ownership of fd; [base, base + len) is the mapping it backs.
+  void adopt(int fd, const void* base, std::size_t len, const std::string& name);
+  int fd() const noexcept;
+  LockNode* node() const noexcept { return node_; }
+
+ private:
+  LockNode* node_ = nullptr;
+};
+
+// The object's name no longer leads to the object behind `h` (removed, or
+// replaced by another object): checked at most once per `period_ns` per
+// mapping (fstat of the kept descriptor against stat of /dev/shm/NAME), the
+// last answer is returned in between.
+bool segment_orphaned(const Header* h, std::int64_t period_ns) noexcept;
+
+// For display only: this process's start time (field 22 of /proc/self/stat,
+// read once per process) and PID namespace (inode of /proc/self/ns/pid).
+std::uint64_t own_start_time() noexcept;
+std::uint64_t own_pid_namespace() noexcept;
 
 enum class Liveness { free, alive, dead };
 
-// Liveness of a table entry from a snapshot of its state word. Reads the
-// entry's start time (untrusted: a garbage entry reads as dead).
+// Liveness of a table entry from a snapshot of its state word: free when the
+// word is 0, else alive exactly while the entry's lock byte is held (by any
+// process, or by a handle of this one). Garbage reads as dead.
 Liveness entry_liveness(const Header& h, std::uint32_t index, std::uint64_t state_word) noexcept;
 
 // True when some live process (the caller included) holds `role`.
@@ -53,6 +99,8 @@ class Attachment {
   void detach() noexcept;
   // The handle was inherited across fork(): the entry is the parent's.
   bool owned_by_this_process() const noexcept;
+  // The lock could not be taken (no OFD locks there): attach() failed with
+  // Errc::system_error and a message saying so.
   std::int32_t entry() const noexcept { return entry_; }
   // attaches[] of the other role, read before this attach was published: the
   // peer-gone rule counts any peer that attached after this moment.
@@ -65,6 +113,7 @@ class Attachment {
 
  private:
   Header* h_ = nullptr;
+  LockNode* node_ = nullptr;  // the mapping's descriptor (referenced)
   std::int32_t pid_ = 0;
   std::int32_t entry_ = -1;
   std::uint64_t generation_ = 0;
@@ -86,7 +135,7 @@ class PeerWatch {
   PeerWatch(const Header* h, Role peer_role, std::uint32_t liveness_ms, std::uint64_t attaches_at_open) noexcept;
 
   // Rate-limited check (at most once per half liveness period, so a try-mode
-  // poller does not read /proc on every call). `now` is CLOCK_MONOTONIC ns.
+  // poller does not make the fcntl calls on every call). `now` is CLOCK_MONOTONIC ns.
   bool due(std::int64_t now) const noexcept { return now >= next_check_; }
   bool gone(std::int64_t now) noexcept;
   std::int64_t period_ns() const noexcept { return period_ns_; }

@@ -62,6 +62,24 @@ Errc from_open_errno(int err) {
   }
 }
 
+// Another open file description of the object behind `fd`: reopened through
+// /proc/self/fd (the same inode whatever happened to the name), or, without
+// /proc, by name, checked to be the same object.
+int open_lock_descriptor(int fd, const std::string& name) {
+  const std::string self = "/proc/self/fd/" + std::to_string(fd);
+  int lk = ::open(self.c_str(), O_RDWR | O_CLOEXEC);
+  if (lk >= 0) return lk;
+  lk = ::shm_open(name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0);
+  if (lk < 0) return -1;
+  struct stat a {}, b {};
+  if (::fstat(fd, &a) != 0 || ::fstat(lk, &b) != 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+    ::close(lk);
+    errno = ESTALE;  // the name was removed or replaced while we opened it
+    return -1;
+  }
+  return lk;
+}
+
 }  // namespace
 
 }  // namespace shmring::detail
@@ -417,7 +435,16 @@ Errc open_segment(std::string_view name_in, std::chrono::nanoseconds init_timeou
         out->geo = g;
         out->hdr = h;
         out->data = map.base() + g.data_offset;
+        // The attach locks live on a second open file description of the
+        // same object that is never mapped: a mapping holds a reference to
+        // the description it was made from, so a fork() child that inherits
+        // the mapping would otherwise keep a dead parent's locks alive.
+        // Kept for the mapping's lifetime, O_CLOEXEC (exec drops it).
+        const int lk = open_lock_descriptor(fd.get(), name);
+        if (lk < 0) return fail(Errc::system_error, name, "cannot open a lock descriptor: " + errno_text(errno));
+        out->lock = SegmentLock();  // before the old mapping goes
         out->map = std::move(map);
+        out->lock.adopt(lk, out->map.base(), out->map.size(), name);
         return Errc::ok;
       }
       if (state != Errc::would_block) return fail(state, name, why);

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "layout.hpp"
+#include "liveness.hpp"
 #include "shmring/error.hpp"
 #include "shmring/ring.hpp"
 
@@ -70,6 +71,9 @@ class Mapping {
 struct OpenedSegment {
   std::string name;
   Mapping map;
+  // The object's descriptor, kept open for the attach locks (liveness.hpp).
+  // Declared after map: it leaves the process-wide list before the unmap.
+  SegmentLock lock;
   Geometry geo;
   Header* hdr = nullptr;
   std::byte* data = nullptr;

@@ -109,6 +109,11 @@ class Producer {
   std::size_t max_record() const noexcept;
   Kind kind() const noexcept;
   const std::string& name() const noexcept;
+  // True once the ring's name has been removed, or now leads to another
+  // object (a ring re-created under the same name): this handle still works
+  // with the ring it opened, but nobody can open that ring by name any more.
+  // Checked at most once per half liveness period; cheap to call often.
+  bool orphaned() const noexcept;
   bool valid() const noexcept { return impl_ != nullptr; }
   // How the consumers left since this producer opened (see Departure).
   // Any caller; reads /proc and may reclaim dead consumers' attach entries
@@ -146,6 +151,11 @@ class Consumer {
   std::size_t max_record() const noexcept;
   Kind kind() const noexcept;
   const std::string& name() const noexcept;
+  // True once the ring's name has been removed, or now leads to another
+  // object (a ring re-created under the same name): this handle still works
+  // with the ring it opened, but nobody can open that ring by name any more.
+  // Checked at most once per half liveness period; cheap to call often.
+  bool orphaned() const noexcept;
   bool valid() const noexcept { return impl_ != nullptr; }
   // How the producers left since this consumer opened (see Departure):
   // after peer_gone, closed means the feed finished, died that it broke.

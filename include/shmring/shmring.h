@@ -125,6 +125,12 @@ int shmring_peer_departure(const shmring_t *r);
  * cause ("shmring /md-feed: capacity 1000 is not a power of two"). */
 const char *shmring_last_error(void);
 
+/* 1 once the ring's name has been removed (or now leads to another object,
+ * e.g. a ring re-created under the same name), 0 while it still leads to the
+ * ring this handle opened, SHMRING_EINVAL for a NULL handle. The handle keeps
+ * working either way. Checked at most once per half liveness period. */
+int shmring_orphaned(const shmring_t *r);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,6 +11,6 @@ inline constexpr int kVersionPatch = 0;
 
 // Bumped by any change of the shared-memory format (docs/format.md). A peer
 // of another layout version is refused with Errc::version_mismatch.
-inline constexpr std::uint32_t kLayoutVersion = 1;
+inline constexpr std::uint32_t kLayoutVersion = 2;
 
 }  // namespace shmring

@@ -14,9 +14,9 @@
 #include <gtest/gtest.h>
 
 #include <cinttypes>
+#include <optional>
 
 #include "live_support.hpp"
-#include "liveness.hpp"  // internal: process_start_time
 #include "record.hpp"
 #include "variants.hpp"
 
@@ -299,31 +299,40 @@ int find_entry(detail::Header* h, pid_t pid, Role role) {
 
 class ReusedPid : public ::testing::TestWithParam<KW> {};
 
-// An entry names a live process (a sleeping child) but with another start
-// time: the process that attached is gone and its pid was reused. A new
-// producer must be able to take the role. Control: with the right start time
-// the same entry holds the role (EBUSY), so the test can fail.
-TEST_P(ReusedPid, PlantedOwnerWithWrongStartTimeReadsDead) {
+// An entry names a live process (a sleeping child, with its real pid and
+// any start time) but nobody holds the entry's lock: the process that
+// attached is gone and its pid was reused. A new producer must be able to
+// take the role. Control: while a real producer is attached (it holds its
+// entry's lock) the role is refused (EBUSY), so the test can fail.
+TEST_P(ReusedPid, PlantedOwnerWithLivePidButNoLockReadsDead) {
   const KW v = GetParam();
   Peer sleeper(args({"sleep"}));
   std::string l;
   LIVE_EXPECT_LINE(sleeper, "ready", 5000, l);
-  const std::uint64_t real_start = detail::process_start_time(sleeper.pid());
-  ASSERT_GT(real_start, 1u);
-  for (const bool right_time : {true, false}) {
-    SCOPED_TRACE(right_time ? "control: right start time" : "reused pid: wrong start time");
+  for (const bool control : {true, false}) {
+    SCOPED_TRACE(control ? "control: a real, live producer" : "reused pid: a live pid without the lock");
     TestRing ring("reuse_own", v.kind, v.wait, 4096);
     ASSERT_EQ(ring.create_result(), Errc::ok);
     RawHeader raw(ring.name());
     ASSERT_TRUE(raw.ok());
-    plant_entry(raw.get(), 7, sleeper.pid(), Role::producer, right_time ? real_start : real_start - 1,
-                v.kind == Kind::spsc);
+    std::optional<Peer> holder;
+    if (control) {
+      holder.emplace(args({"produce", ring.name(), "--count", "1", "--min", "24", "--max", "24", "--hold"}));
+      LIVE_EXPECT_LINE(*holder, "done", 5000, l);
+      ASSERT_EQ(field(l, 1), SHMRING_OK);
+    } else {
+      plant_entry(raw.get(), 7, sleeper.pid(), Role::producer, 12345, v.kind == Kind::spsc);
+    }
     Handle prod;
     const int rc = prod.open(ring.name(), SHMRING_PRODUCER);
-    if (v.kind == Kind::spsc && right_time) {
+    if (v.kind == Kind::spsc && control) {
       EXPECT_EQ(rc, SHMRING_EBUSY) << errname(rc);
     } else {
       EXPECT_EQ(rc, SHMRING_OK) << errname(rc) << " " << shmring_last_error();
+    }
+    if (holder) {
+      holder->kill9();
+      holder->wait();
     }
   }
   sleeper.close_stdin();
@@ -331,19 +340,17 @@ TEST_P(ReusedPid, PlantedOwnerWithWrongStartTimeReadsDead) {
 }
 
 // A consumer saw a producer attach; the producer dies and its pid is reused
-// by a live process (we rewrite the dead entry's pid to a sleeping child's,
-// keeping the dead one's start time). The consumer must get EPEERGONE: a
-// plain kill(pid, 0) check would see a live process and wait forever.
-// Control: with the sleeper's real start time it keeps waiting (ETIMEDOUT).
+// by a live process (we rewrite the dead entry's pid to a sleeping child's).
+// The consumer must get EPEERGONE: a plain kill(pid, 0) check would see a
+// live process and wait forever. Control: while the producer lives the
+// consumer keeps waiting (ETIMEDOUT).
 TEST_P(ReusedPid, ConsumerSeesReusedPidAsGone) {
   const KW v = GetParam();
   Peer sleeper(args({"sleep"}));
   std::string l;
   LIVE_EXPECT_LINE(sleeper, "ready", 5000, l);
-  const std::uint64_t sleeper_start = detail::process_start_time(sleeper.pid());
-  ASSERT_GT(sleeper_start, 1u);
   for (const bool control : {true, false}) {
-    SCOPED_TRACE(control ? "control: the entry is the live sleeper" : "reused pid");
+    SCOPED_TRACE(control ? "control: the producer lives" : "reused pid");
     TestRing ring("reuse_peer", v.kind, v.wait, 4096);
     ASSERT_EQ(ring.create_result(), Errc::ok);
     RawHeader raw(ring.name());
@@ -356,15 +363,18 @@ TEST_P(ReusedPid, ConsumerSeesReusedPidAsGone) {
     const pid_t dead = prod.pid();
     const int idx = find_entry(raw.get(), dead, Role::producer);
     ASSERT_GE(idx, 0);
-    const std::uint64_t dead_start = RawHeader::load(raw.get()->attach[idx].start_time);
-    prod.kill9();
-    prod.wait();
-    plant_entry(raw.get(), static_cast<std::uint32_t>(idx), sleeper.pid(), Role::producer,
-                control ? sleeper_start : dead_start, v.kind == Kind::spsc);
+    if (!control) {
+      prod.kill9();
+      prod.wait();
+      plant_entry(raw.get(), static_cast<std::uint32_t>(idx), sleeper.pid(), Role::producer, 12345,
+                  v.kind == Kind::spsc);
+    }
     int rc = 0;
     EXPECT_EQ(drain(cons.get(), 0, &rc, 400 * kMs), 3u);
     if (control) {
-      EXPECT_EQ(rc, SHMRING_ETIMEDOUT) << errname(rc) << ": the planted live producer must count as alive";
+      EXPECT_EQ(rc, SHMRING_ETIMEDOUT) << errname(rc) << ": the live producer must count as alive";
+      prod.kill9();
+      prod.wait();
     } else {
       EXPECT_EQ(rc, SHMRING_EPEERGONE) << errname(rc) << ": a reused pid must not count as the producer";
     }

@@ -35,6 +35,10 @@
 //   --ring2 NAME     pong: the ring to answer on
 //   --role R         idle / hold: producer or consumer
 //   --deadline-s N   alarm(): the process dies after N s whatever happens
+//   --fork-child     hold: after opening, fork() a child that never touches
+//                    the handle ("child PID"), lives until stdin EOF
+//   --exec-sleep     hold: after opening, execv() this program in sleep
+//                    mode (same pid, the handle left behind by the exec)
 //
 // Report lines go to fd 3 (the test's pipe): "opened RC", per-record lines,
 // "done RC COUNT WAKES T_NS" (produce), "done RC COUNT T_NS" (consume),
@@ -69,6 +73,7 @@ struct Opts {
   std::int64_t timeout_ms = 10000;
   std::uint64_t batch = 1;
   bool report = false, hold = false, wait_sleeper = false, gaps_ok = false, first_any = false;
+  bool fork_child = false, exec_sleep = false;
   unsigned deadline_s = 60;
 };
 
@@ -121,6 +126,8 @@ Opts parse(int argc, char** argv) {
     else if (a == "--wait-sleeper") o.wait_sleeper = true;
     else if (a == "--gaps-ok") o.gaps_ok = true;
     else if (a == "--first-any") o.first_any = true;
+    else if (a == "--fork-child") o.fork_child = true;
+    else if (a == "--exec-sleep") o.exec_sleep = true;
     else usage(("unknown option " + a).c_str());
   }
   if (o.batch == 0) o.batch = 1;
@@ -346,6 +353,26 @@ int idle(const Opts& o) {
 int hold(const Opts& o) {
   shmring_t* r = nullptr;
   const int rc = open_role(o, o.ring, o.role == "producer" ? SHMRING_PRODUCER : SHMRING_CONSUMER, &r);
+  if (o.fork_child) {
+    std::fflush(g_out);
+    const pid_t child = ::fork();
+    if (child == 0) {
+      // Never touches the handle; lives as long as the test keeps stdin open.
+      say("child %d", static_cast<int>(::getpid()));
+      wait_stdin_eof();
+      ::_exit(0);
+    }
+  }
+  if (o.exec_sleep) {
+    say("exec");
+    char self[] = "/proc/self/exe";
+    char arg0[] = "shmring_peer";
+    char arg1[] = "sleep";
+    char* argv[] = {arg0, arg1, nullptr};
+    ::execv(self, argv);
+    say("exec failed %d", errno);
+    return 1;
+  }
   wait_stdin_eof();
   shmring_close(r);
   say("closed %d", rc);

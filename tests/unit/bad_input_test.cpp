@@ -109,7 +109,7 @@ INSTANTIATE_TEST_SUITE_P(
         HeaderCase{"magic zero and initialising",
                    [](IdentityBlock& id) { std::memset(id.magic, 0, 8); id.init_state = 0; }, Errc::timed_out},
         // Version and compatibility.
-        HeaderCase{"layout version 2", [](IdentityBlock& id) { id.layout_version = 2; }, Errc::version_mismatch},
+        HeaderCase{"layout version 3", [](IdentityBlock& id) { id.layout_version = 3; }, Errc::version_mismatch},
         HeaderCase{"layout version 0", [](IdentityBlock& id) { id.layout_version = 0; }, Errc::version_mismatch},
         HeaderCase{"layout version max", [](IdentityBlock& id) { id.layout_version = 0xffffffffu; }, Errc::version_mismatch},
         HeaderCase{"unknown feature flag", [](IdentityBlock& id) { id.flags = 1u << 7; }, Errc::version_mismatch},

@@ -1,4 +1,4 @@
-// Golden offsets of the shared-memory format, layout version 1. The numbers
+// Golden offsets of the shared-memory format, layout version 2. The numbers
 // are literals on purpose: they mirror the format documentation
 // (docs/format.md and the comments of lib/layout.hpp), so a drift of the
 // structs fails here even if someone also edits the static_asserts. The
@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "layout.hpp"
+#include "liveness.hpp"
 #include "shmring/ring.hpp"
 #include "shmring/version.hpp"
 #include "support/shm_raw.hpp"
@@ -21,7 +22,7 @@ namespace {
 using namespace detail;
 
 TEST(Layout, Constants) {
-  EXPECT_EQ(kLayoutVersion, 1u);
+  EXPECT_EQ(kLayoutVersion, 2u);
   EXPECT_EQ(kHeaderSize, 4096u);
   EXPECT_EQ(kCacheLine, 64u);
   EXPECT_EQ(kSeparation, 128u);
@@ -124,7 +125,10 @@ TEST(Layout, AttachEntry) {
   EXPECT_EQ(offsetof(AttachEntry, attach_time_ns), 24u);
   EXPECT_EQ(offsetof(AttachEntry, generation), 32u);
   EXPECT_EQ(offsetof(AttachEntry, sleeping), 40u);
-  EXPECT_EQ(offsetof(AttachEntry, reserved), 48u);
+  EXPECT_EQ(offsetof(AttachEntry, pid_ns), 48u);
+  EXPECT_EQ(offsetof(AttachEntry, reserved), 56u);
+  EXPECT_EQ(lock_offset(0), 1024);
+  EXPECT_EQ(lock_offset(31), 1024 + 31 * 64);
   // State word: pid << 32 | role << 8 | phase; owner word: pid << 32 | entry + 1.
   EXPECT_EQ(kPhaseClaiming, 1u);
   EXPECT_EQ(kPhaseAttached, 2u);
@@ -176,7 +180,7 @@ TEST(Layout, CreatedRingBytes) {
   const auto b = test::read_object(name);
   ASSERT_EQ(b.size(), 4096u + 8192u);
   EXPECT_EQ(std::memcmp(b.data(), "SHMRING\0", 8), 0);
-  EXPECT_EQ(load_at<std::uint32_t>(b, 8), 1u);      // layout_version
+  EXPECT_EQ(load_at<std::uint32_t>(b, 8), 2u);      // layout_version
   EXPECT_EQ(load_at<std::uint32_t>(b, 12), 4096u);  // header_size
   EXPECT_EQ(load_at<std::uint32_t>(b, 16), 1u);     // kind spsc
   EXPECT_EQ(load_at<std::uint32_t>(b, 20), 2u);     // wait spin

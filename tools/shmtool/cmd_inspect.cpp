@@ -67,6 +67,12 @@ void report_json(Json& j, const Report& r, bool full) {
   j.kv("status", status_text(r.status));
   j.kv("exit_code", status_exit(r.status));
   j.kv("diagnosis", r.diagnosis);
+  j.kv("orphaned", r.orphaned);
+  if (r.orphaned) {
+    j.key("held_by").begin_array();
+    for (pid_t p : r.holders) j.num(static_cast<std::int64_t>(p));
+    j.end_array();
+  }
   if (r.have_stat) {
     j.key("object").begin_object();
     j.kv("path", std::string(kShmDir) + "/" + r.name);
@@ -268,6 +274,12 @@ std::string render_text(const Report& r) {
     o += '\n';
   };
   o += escape_text(r.shown) + ": " + escape_text(r.diagnosis) + "\n";
+  if (r.orphaned) {
+    std::string pids;
+    for (pid_t p : r.holders) pids += (pids.empty() ? "" : ", ") + std::to_string(p);
+    line("orphaned", "its name was removed; still open in process" + std::string(r.holders.size() == 1 ? " " : "es ") +
+                         pids + " (nobody can open it by name; it goes when they close it)");
+  }
   if (r.have_stat) {
     line("object", escape_text(std::string(kShmDir) + "/" + r.name) + "  size " + std::to_string(r.st.st_size) +
                        "  owner " + escape_text(user_name(r.st.st_uid)) + " (" + std::to_string(r.st.st_uid) +
@@ -414,13 +426,35 @@ int inspect_one(int dirfd, const std::string& arg, bool json, std::string* out, 
   std::string entry;
   int code = 0;
   if (!resolve("inspect", arg, &entry, &code)) return code;
-  const Report r = examine(dirfd, entry, Depth::full);
+  Report r = examine(dirfd, entry, Depth::full);
+  // Rings that once had this name and were removed under running processes.
+  std::vector<Report> orphans;
+  for (const Orphan& o : find_orphans()) {
+    if (o.name != entry) continue;
+    Report orr = examine_orphan(o, Depth::full);
+    if (orr.have_header) orphans.push_back(std::move(orr));
+  }
+  for (const Report& orr : orphans) {
+    std::string pids;
+    for (pid_t p : orr.holders) pids += (pids.empty() ? "" : ", ") + std::to_string(p);
+    const std::string note = "an orphaned ring once named " + r.shown + " (its name was removed) is still open in process" +
+                             (orr.holders.size() == 1 ? " " : "es ") + pids;
+    if (r.status == Status::not_found)
+      r.why += "; but " + note;
+    else
+      r.notes.push_back(note + "; it is another ring than this one");
+  }
+  if (!json && r.status == Status::not_found)
+    for (const Report& orr : orphans) *out += render_text(orr);
   if (json) {
     Json j;
     j.begin_object();
     j.kv("schema_version", kSchemaVersion);
     j.key("ring");
     report_json(j, r, true);
+    j.key("orphans").begin_array();
+    for (const Report& orr : orphans) report_json(j, orr, true);
+    j.end_array();
     j.end_object();
     *out = j.text();
   } else if (r.status != Status::not_found && r.status != Status::permission) {

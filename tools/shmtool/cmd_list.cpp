@@ -20,6 +20,7 @@ struct Row {
 };
 
 std::string state_cell(const Report& r) {
+  if (r.orphaned) return "orphaned";
   switch (r.status) {
     case Status::permission: return "? (permission denied)";
     case Status::empty:
@@ -35,6 +36,12 @@ std::string ring_json(const Report& r) {
   j.kv("name", r.shown);
   j.kv("state", state_cell(r) == "? (permission denied)" ? std::string("permission_denied") : state_cell(r));
   j.kv("status", status_text(r.status));
+  j.kv("orphaned", r.orphaned);
+  if (r.orphaned) {
+    j.key("held_by").begin_array();
+    for (pid_t p : r.holders) j.num(static_cast<std::int64_t>(p));
+    j.end_array();
+  }
   if (r.have_header) {
     j.kv("kind", kind_text(r.hdr.id.kind));
     j.kv("capacity", r.hdr.id.capacity);
@@ -154,6 +161,25 @@ int cmd_list(int argc, char** argv) {
   ::closedir(dir);
   ::close(dirfd);
   if (read_err != 0) return fail(kExitFailure, "list", kShmDir, std::string("readdir: ") + std::strerror(read_err));
+  // Rings whose name was removed under running processes: not in the
+  // directory any more, found through /proc/PID/fd.
+  std::vector<std::string> orphan_notes;
+  for (const Orphan& o : find_orphans()) {
+    Report r = examine_orphan(o, Depth::header);
+    if (!r.have_header) continue;  // some other removed file of /dev/shm
+    Item it;
+    it.name = r.name;
+    if (json_out) {
+      it.json = ring_json(r);
+    } else {
+      it.row = ring_row(r);
+      std::string pids;
+      for (pid_t p : o.pids) pids += (pids.empty() ? "" : ", ") + std::to_string(p);
+      orphan_notes.push_back(escape_text(r.shown) + ": orphaned (its name was removed), still open in process" +
+                             (o.pids.size() == 1 ? " " : "es ") + pids);
+    }
+    rings.push_back(std::move(it));
+  }
   std::sort(rings.begin(), rings.end(), [](const Item& x, const Item& y) { return x.name < y.name; });
 
   if (a.has("--json")) {
@@ -192,6 +218,7 @@ int cmd_list(int argc, char** argv) {
   }
   out += std::to_string(rings.size()) + (rings.size() == 1 ? " ring" : " rings") + "; " + std::to_string(skipped) +
          (skipped == 1 ? " other object" : " other objects") + " skipped\n";
+  for (const std::string& n : orphan_notes) out += n + "\n";
   std::fwrite(out.data(), 1, out.size(), stdout);
   std::fflush(stdout);
   return kExitOk;

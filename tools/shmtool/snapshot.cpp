@@ -1,5 +1,6 @@
 #include "snapshot.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 
@@ -61,12 +63,15 @@ const char* live_text(Live l) noexcept {
     case Live::dead: return "dead";
     case Live::dead_reused: return "dead (reused pid)";
     case Live::dead_zombie: return "dead (zombie)";
+    case Live::alive_other_ns: return "alive (pid in another PID namespace)";
     case Live::garbage: return "garbage entry";
   }
   return "unknown";
 }
 
-bool is_alive(Live l) noexcept { return l == Live::alive || l == Live::alive_unverified || l == Live::attaching; }
+bool is_alive(Live l) noexcept {
+  return l == Live::alive || l == Live::alive_unverified || l == Live::attaching || l == Live::alive_other_ns;
+}
 
 namespace {
 std::unordered_map<pid_t, ProcInfo>& proc_cache() {
@@ -156,13 +161,49 @@ std::string type_of(mode_t m) {
   return "not a regular file";
 }
 
-Live classify(const sd::AttachEntry& e, std::uint64_t w) {
+// The descriptor of the object being examined (read-only), for the lock
+// test; -1 when there is none (then the pid rule below is all we have).
+int g_object_fd = -1;
+
+std::uint64_t own_pid_ns() {
+  static const std::uint64_t v = sd::own_pid_namespace();
+  return v;
+}
+
+// Liveness as the library decides it (lib/liveness.cpp): the entry is alive
+// exactly while some process holds the lock on its byte (F_OFD_GETLK works
+// on our read-only descriptor: it only asks, it takes nothing). pid, start
+// time and PID namespace only refine the text.
+Live classify(const sd::Header& h, std::uint32_t index, std::uint64_t w) {
+  const sd::AttachEntry& e = h.attach[index & 31];
   const std::int32_t pid = sd::attach_word_pid(w);
   const std::uint32_t role = sd::attach_word_role(w);
   const std::uint64_t phase = sd::attach_word_phase(w);
   if (pid <= 0 || static_cast<std::uint64_t>(pid) > pid_max() || (role != 1 && role != 2) ||
       (phase != sd::kPhaseClaiming && phase != sd::kPhaseAttached))
     return Live::garbage;
+  const bool other_ns = e.pid_ns != 0 && own_pid_ns() != 0 && e.pid_ns != own_pid_ns();
+  if (g_object_fd >= 0) {
+    struct flock fl {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = sd::lock_offset(index & 31);
+    fl.l_len = 1;
+    if (::fcntl(g_object_fd, F_OFD_GETLK, &fl) == 0) {
+      if (fl.l_type != F_UNLCK) {
+        if (phase == sd::kPhaseClaiming) return Live::attaching;
+        return other_ns ? Live::alive_other_ns : Live::alive;
+      }
+      if (other_ns) return Live::dead;  // its pid means nothing here
+      const ProcInfo pi = proc_info(pid);
+      if (pi.exists && pi.zombie) return Live::dead_zombie;
+      if (pi.exists && !pi.hidden && pi.start != e.start_time) return Live::dead_reused;
+      return Live::dead;
+    }
+  }
+  // No descriptor (or no lock support): the pid and start time, in our own
+  // PID namespace only.
+  if (other_ns) return Live::dead;
   const ProcInfo pi = proc_info(pid);
   if (!pi.exists) return Live::dead;
   if (pi.zombie) return Live::dead_zombie;
@@ -317,7 +358,7 @@ void analyse_ring(Report& r, std::uint64_t head2, std::uint64_t tail2) {
     p.attach_time_ns = e.attach_time_ns;
     p.generation = e.generation;
     p.sleeping = e.sleeping;
-    p.live = classify(e, w);
+    p.live = classify(h, i, w);
     if (p.live == Live::garbage) {
       problem("attach entry " + std::to_string(i) + ": state word 0x" + [&] {
         char b[24];
@@ -454,7 +495,7 @@ void analyse_ring(Report& r, std::uint64_t head2, std::uint64_t tail2) {
         const sd::AttachEntry& e = h.attach[v.owner & 31];
         const bool same = e.state != 0 && (e.generation & 0x7ff) == (v.owner >> 5);
         v.owner_pid = same ? sd::attach_word_pid(e.state) : 0;
-        v.owner_alive = same && is_alive(classify(e, e.state));
+        v.owner_alive = same && is_alive(classify(h, static_cast<std::uint32_t>(v.owner & 31), e.state));
         v.owner_role = same ? sd::attach_word_role(e.state) : 0;
         if (v.owner_alive) {
           const char ps = proc_info(v.owner_pid).state;
@@ -542,6 +583,8 @@ void analyse_ring(Report& r, std::uint64_t head2, std::uint64_t tail2) {
   problem("record chain does not end at the tail");
 }
 
+Report examine_descriptor(Report r, int raw, Depth depth);
+
 Report examine_once(int dirfd, const std::string& entry, Depth depth) {
   Report r;
   r.name = entry;
@@ -598,7 +641,17 @@ Report examine_once(int dirfd, const std::string& entry, Depth depth) {
     }
     return r;
   }
+  return examine_descriptor(std::move(r), raw, depth);
+}
+
+// The rest of examine_once, on an open read-only descriptor (which it closes):
+// also used for an orphaned ring reached through /proc/PID/fd/N.
+Report examine_descriptor(Report r, int raw, Depth depth) {
   Fd fd(raw);
+  struct ObjectFd {
+    explicit ObjectFd(int f) { g_object_fd = f; }
+    ~ObjectFd() { g_object_fd = -1; }
+  } object_fd(fd.get());
   if (::fstat(fd.get(), &r.st) != 0) {
     r.status = Status::io_error;
     r.why = std::string("fstat: ") + std::strerror(errno);
@@ -682,7 +735,7 @@ Report examine_once(int dirfd, const std::string& entry, Depth depth) {
         p.attach_time_ns = r.hdr.attach[i].attach_time_ns;
         p.generation = r.hdr.attach[i].generation;
         p.sleeping = r.hdr.attach[i].sleeping;
-        p.live = classify(r.hdr.attach[i], w);
+        p.live = classify(r.hdr, i, w);
         if (is_alive(p.live)) ++r.live; else ++r.dead;
         r.peers.push_back(p);
       }
@@ -761,6 +814,74 @@ std::string make_diagnosis(const Report& r) {
 }
 
 }  // namespace
+
+std::vector<Orphan> find_orphans() {
+  std::vector<Orphan> out;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return out;
+  static constexpr std::string_view kPrefix = "/dev/shm/";
+  static constexpr std::string_view kSuffix = " (deleted)";
+  while (const dirent* pe = ::readdir(proc)) {
+    char* end = nullptr;
+    const long pid = std::strtol(pe->d_name, &end, 10);
+    if (pid <= 0 || *end != '\0') continue;
+    const std::string fd_dir = std::string("/proc/") + pe->d_name + "/fd";
+    DIR* fds = ::opendir(fd_dir.c_str());
+    if (fds == nullptr) continue;  // gone, or not ours to read
+    while (const dirent* fe = ::readdir(fds)) {
+      if (fe->d_name[0] == '.') continue;
+      const std::string link = fd_dir + "/" + fe->d_name;
+      char target[512];
+      const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+      if (n <= 0) continue;
+      const std::string_view t(target, static_cast<std::size_t>(n));
+      if (t.size() <= kPrefix.size() + kSuffix.size() || t.substr(0, kPrefix.size()) != kPrefix ||
+          t.substr(t.size() - kSuffix.size()) != kSuffix)
+        continue;
+      const std::string name(t.substr(kPrefix.size(), t.size() - kPrefix.size() - kSuffix.size()));
+      if (name.find('/') != std::string::npos) continue;
+      struct stat st {};
+      if (::stat(link.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+      auto it = std::find_if(out.begin(), out.end(),
+                             [&](const Orphan& o) { return o.dev == st.st_dev && o.ino == st.st_ino; });
+      if (it == out.end()) {
+        Orphan o;
+        o.name = name;
+        o.dev = st.st_dev;
+        o.ino = st.st_ino;
+        o.fd_path = link;
+        out.push_back(o);
+        it = out.end() - 1;
+      }
+      if (std::find(it->pids.begin(), it->pids.end(), static_cast<pid_t>(pid)) == it->pids.end())
+        it->pids.push_back(static_cast<pid_t>(pid));
+    }
+    ::closedir(fds);
+  }
+  ::closedir(proc);
+  for (Orphan& o : out) std::sort(o.pids.begin(), o.pids.end());
+  std::sort(out.begin(), out.end(), [](const Orphan& a, const Orphan& b) { return a.name < b.name; });
+  return out;
+}
+
+Report examine_orphan(const Orphan& o, Depth depth) {
+  Report r;
+  r.name = o.name;
+  r.shown = "/" + o.name;
+  r.orphaned = true;
+  r.holders = o.pids;
+  // Through the /proc magic link: the object itself, whatever its name.
+  const int raw = ::open(o.fd_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (raw < 0) {
+    r.open_errno = errno;
+    r.status = errno == ENOENT ? Status::not_found : Status::permission;
+    r.why = std::string("open ") + o.fd_path + ": " + std::strerror(errno);
+  } else {
+    r = examine_descriptor(std::move(r), raw, depth);
+  }
+  r.diagnosis = make_diagnosis(r);
+  return r;
+}
 
 int open_shm_dir() { return ::open(kShmDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC); }
 

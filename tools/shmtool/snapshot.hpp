@@ -42,7 +42,10 @@ const char* status_text(Status s) noexcept;
 int status_exit(Status s) noexcept;  // 0 for ready/stale, else the contract's code
 
 // Liveness of an attach entry's process, with the reason when dead.
-enum class Live { alive, alive_unverified, attaching, dead, dead_reused, dead_zombie, garbage };
+// Alive means: some process holds the entry's attach lock (docs/liveness.md).
+// The pid qualifies the text only: alive_other_ns is a live process whose
+// pid belongs to another PID namespace (a container) and means nothing here.
+enum class Live { alive, alive_unverified, attaching, dead, dead_reused, dead_zombie, garbage, alive_other_ns };
 const char* live_text(Live l) noexcept;
 bool is_alive(Live l) noexcept;
 
@@ -142,7 +145,23 @@ struct Report {
   std::vector<std::string> problems;  // broken invariants
   std::vector<std::string> notes;     // harmless observations
   std::string diagnosis;              // one line
+  bool orphaned = false;              // reached through /proc (its name is gone)
+  std::vector<pid_t> holders;         // orphaned: processes that still have it open
 };
+
+// A ring whose name was removed while processes still have it open (rm
+// /dev/shm/*, a tmp cleaner, systemd RemoveIPC=yes): invisible in /dev/shm,
+// found through the descriptors in /proc/PID/fd that link to
+// "/dev/shm/NAME (deleted)". Only processes whose /proc/PID/fd we may read
+// are seen (all of them for root).
+struct Orphan {
+  std::string name;           // the entry name it had, without the slash
+  dev_t dev = 0;
+  ino_t ino = 0;
+  std::vector<pid_t> pids;    // processes holding a descriptor of it (our PID namespace's numbers)
+  std::string fd_path;        // /proc/PID/fd/N of one of them
+};
+std::vector<Orphan> find_orphans();
 
 // Opens /dev/shm once (O_DIRECTORY). -1 with errno on failure.
 int open_shm_dir();
@@ -157,5 +176,7 @@ Report examine(int dirfd, const std::string& entry, Depth depth);
 // The pause between those copies (2 ms). The fuzz targets set 0: their
 // "live peers" are pids the input names.
 extern int g_recheck_pause_ms;
+// Reads one orphan through its fd_path (read-only), like examine().
+Report examine_orphan(const Orphan& o, Depth depth);
 
 }  // namespace shmtool
