@@ -367,14 +367,18 @@ int run_send(const Options& o) {
     std::uint32_t count = 0;
     std::int64_t deadline = 0;
     while (count < sb::kMaxPending) {
-      shmring::Timeout t = shmring::Timeout::try_once();
-      if (count == 0) {
-        t = std::chrono::milliseconds(100);
-      } else {
-        const std::int64_t left = deadline - mono_ns();
-        if (left > 0) t = std::chrono::nanoseconds(left);
+      // Try first: while records are queued, no clock read and no wait.
+      auto r = cons.peek(shmring::Timeout::try_once());
+      if (!r && r.error() == Errc::would_block) {
+        shmring::Timeout t = shmring::Timeout::try_once();
+        if (count == 0) {
+          t = std::chrono::milliseconds(100);
+        } else {
+          const std::int64_t left = deadline - mono_ns();
+          if (left > 0) t = std::chrono::nanoseconds(left);
+        }
+        if (t.ns() != 0) r = cons.peek(t);
       }
-      auto r = cons.peek(t);
       if (!r) {
         if (r.error() == Errc::timed_out || r.error() == Errc::would_block) break;
         if (r.error() == Errc::peer_gone) {
@@ -580,14 +584,11 @@ int run_recv(const Options& o) {
     std::uint64_t skip = 0;
     if (!have_epoch || h.epoch != s.epoch) {
       if (!have_epoch) {
-        // First batch this receiver sees: anything of this epoch before it is a gap.
-        if (h.first_seq > h.epoch_start_seq) {
-          ++s.gaps;
-          s.gap_records += h.first_seq - h.epoch_start_seq;
-          log_line("gap: %llu records (seq %llu..%llu) of the sender's epoch were never received",
-                   (unsigned long long)(h.first_seq - h.epoch_start_seq), (unsigned long long)h.epoch_start_seq,
-                   (unsigned long long)(h.first_seq - 1));
-        }
+        // The first batch this receiver sees is its baseline: what came
+        // before it may have gone to an earlier receiver, which is not this
+        // one's to count (docs/bridge.md, "Gaps").
+        log_line("first batch: seq %llu of epoch %016llx (which started at seq %llu)", (unsigned long long)h.first_seq,
+                 (unsigned long long)h.epoch, (unsigned long long)h.epoch_start_seq);
       } else {
         ++s.epochs;
         log_line("sender restarted (epoch %016llx -> %016llx, seq %llu)", (unsigned long long)s.epoch,
@@ -637,7 +638,8 @@ int run_recv(const Options& o) {
       off += len;
       if (i < skip) continue;
       while (true) {
-        auto r = prod.reserve(len, std::chrono::milliseconds(100));
+        auto r = prod.reserve(len, shmring::Timeout::try_once());
+        if (!r && r.error() == Errc::would_block) r = prod.reserve(len, std::chrono::milliseconds(100));
         if (r) {
           std::memcpy(r->data(), data, len);
           const bool last = i + 1 == h.count;
