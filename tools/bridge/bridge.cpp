@@ -630,6 +630,7 @@ int run_recv(const Options& o) {
     // Produce the records; a full ring blocks here (back-pressure).
     std::size_t off = sizeof(sb::BatchHeader);
     std::uint32_t done = 0;
+    bool gave_up = false;
     for (std::uint32_t i = 0; i < h.count && rc == 0; ++i) {
       std::uint32_t len;
       std::memcpy(&len, m.data() + off, sizeof len);
@@ -661,11 +662,14 @@ int run_recv(const Options& o) {
           rc = kExitFail;
           break;
         }
-        if (g_stop) break;
+        if (g_stop) {
+          gave_up = true;  // stopping and the ring stays full
+          break;
+        }
         poll_events(z);
         printer.maybe_print(s, z);
       }
-      if (g_stop || rc != 0) break;
+      if (gave_up || rc != 0) break;
       ++done;
       s.bytes += len;
     }
