@@ -167,6 +167,11 @@ bool setup_socket(Zmq& z, int type, const Options& o, bool do_bind) {
     log_line("cannot %s %s: %s", do_bind ? "bind" : "connect to", o.endpoint.c_str(), zmq_strerror(zmq_errno()));
     return false;
   }
+  if (do_bind) {  // names the port when ENDPOINT asked for any (tcp://host:*)
+    char ep[256] = {};
+    std::size_t n = sizeof ep - 1;
+    if (zmq_getsockopt(z.sock, ZMQ_LAST_ENDPOINT, ep, &n) == 0) log_line("listening on %s", ep);
+  }
   return true;
 }
 
@@ -334,8 +339,19 @@ int run_send(const Options& o) {
   // BR-A1: acquire, pairs with BR-1/BR-2 of the previous sender (which has
   // exited or died: the kernel orders its stores before our open).
   const std::uint64_t w = state.st->word.load(std::memory_order_acquire);
-  const std::uint64_t pending = w & sb::kMaxPending;
+  std::uint64_t pending = w & sb::kMaxPending;
   std::uint64_t seq = (w >> sb::kPendingBits) + pending;
+  if (pending != 0 && deferred) {
+    // Did the interrupted batch leave the ring? If it did not, its first
+    // record is still at the read position. An empty ring or another record
+    // there proves it did: then nothing is uncertain.
+    auto r = cons.peek(shmring::Timeout::try_once());
+    if (!r || sb::record_hash(*r) != state.st->pending_hash) {
+      log_line("the previous sender died while %llu records left the ring; they had left: resuming at seq %llu",
+               (unsigned long long)pending, (unsigned long long)seq);
+      pending = 0;
+    }
+  }
   const std::uint64_t start_seq = seq;
   // BR-2 (as at a commit): the new epoch starts with nothing pending.
   state.st->word.store(seq << sb::kPendingBits, std::memory_order_release);
@@ -405,7 +421,9 @@ int run_send(const Options& o) {
       std::memcpy(buf.data() + at, &len, sizeof len);
       std::memcpy(buf.data() + at + sb::kRecordPrefix, rec.data(), len);
       if (!deferred) {
-        // mpmc: the slot leaves the ring at this release. BR-1 / BR-2 per record.
+        // mpmc: the slot leaves the ring at this release. BR-1 / BR-2 per
+        // record (other consumers may take records too: a restart cannot
+        // check, the one record stays uncertain).
         state.st->word.store((seq + count) << sb::kPendingBits | 1, std::memory_order_release);
       }
       const Errc e = cons.release(deferred ? shmring::Publish::later : shmring::Publish::now);
@@ -425,7 +443,12 @@ int run_send(const Options& o) {
       continue;
     }
     if (deferred) {
-      // BR-1: intent, release store; read by BR-A1 of a later sender.
+      std::uint32_t len0;
+      std::memcpy(&len0, buf.data() + sizeof(sb::BatchHeader), sizeof len0);
+      state.st->pending_hash =
+          sb::record_hash({buf.data() + sizeof(sb::BatchHeader) + sb::kRecordPrefix, std::size_t{len0}});
+      // BR-1: intent, release store (also publishes pending_hash); read by
+      // BR-A1 of a later sender.
       state.st->word.store(seq << sb::kPendingBits | count, std::memory_order_release);
       const Errc e = cons.flush();
       if (e != Errc::ok) {

@@ -107,8 +107,9 @@ inline std::optional<BatchHeader> parse_batch(std::span<const std::byte> msg, st
 // Both are plain release stores by the sole writer; the only reader is a
 // later sender process (BR-A1, acquire load at start), which runs after the
 // writer died or exited, so process exit orders them. A restart that finds
-// pending != 0 cannot tell whether the N records left the ring: it resumes at
-// C + N and reports N "uncertain" records (docs/bridge.md, "Gaps").
+// pending != 0 resumes at C + N; it reports N "uncertain" records unless the
+// record at its ring's read position (or its absence) shows that the batch
+// had left (pending_hash; docs/bridge.md, "Gaps").
 inline constexpr char kStateMagic[8] = {'S', 'R', 'B', 'S', 'T', 'A', 'T', '1'};
 inline constexpr unsigned kPendingBits = 16;
 inline constexpr std::uint64_t kMaxPending = (std::uint64_t{1} << kPendingBits) - 1;
@@ -119,9 +120,30 @@ struct SendState {
   std::uint32_t reserved;
   std::atomic<std::uint64_t> word;
   std::uint64_t last_epoch;
+  // record_hash() of the first record of the pending batch, written before
+  // BR-1 (whose release orders it). A restart that finds pending != 0 and a
+  // different record (or none) at the ring's read position knows the batch
+  // had left the ring.
+  std::uint64_t pending_hash;
 };
-static_assert(sizeof(SendState) == 32);
+static_assert(sizeof(SendState) == 40);
+static_assert(offsetof(SendState, pending_hash) == 32);
 static_assert(offsetof(SendState, word) == 16);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+
+// A 64-bit hash of one record's bytes (not cryptographic: it tells a record
+// from the one N places after it).
+inline std::uint64_t record_hash(std::span<const std::byte> r) noexcept {
+  std::uint64_t h = 0xcbf29ce484222325ULL ^ r.size();
+  std::size_t i = 0;
+  for (; i + 8 <= r.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, r.data() + i, 8);
+    h = (h ^ w) * 0x100000001b3ULL;
+    h ^= h >> 29;
+  }
+  for (; i < r.size(); ++i) h = (h ^ static_cast<std::uint8_t>(r[i])) * 0x100000001b3ULL;
+  return h ^ (h >> 32);
+}
 
 }  // namespace shmring::bridge
