@@ -334,17 +334,28 @@ class Handle {
     return view;
   }
 
-  // Releases the memoryviews this handle gave out; refuses while any buffer
-  // taken from them (a slice, a numpy array, a nested memoryview) is alive.
+  // Releases the memoryviews this handle gave out; refuses, before touching
+  // any of them, while a buffer taken from them (a slice, a numpy array, a
+  // nested memoryview, memoryview(view.obj)) is alive. Each memoryview handed
+  // out has its own managed buffer holding one export of the exporter; its
+  // slices and the memoryviews made from it share that managed buffer, and
+  // consumers of the buffer protocol (numpy) count in the view's exports.
   void invalidate_views(const char* what) {
+    Py_ssize_t own = 0;
     for (auto& ref : views_) {
       PyObject* v = PyWeakref_GetObject(ref.ptr());  // borrowed; None when dead
       if (v == Py_None) continue;
+      auto* mv = reinterpret_cast<PyMemoryViewObject*>(v);
+      if (mv->flags & _Py_MEMORYVIEW_RELEASED) continue;
+      if (mv->exports != 0 || mv->mbuf->exports != 1) throw_buffer_error(what);
+      ++own;
+    }
+    if (exporter_ != nullptr && exporter_->exports != own) throw_buffer_error(what);
+    for (auto& ref : views_) {
+      PyObject* v = PyWeakref_GetObject(ref.ptr());
+      if (v == Py_None) continue;
       PyObject* res = PyObject_CallMethod(v, "release", nullptr);
-      if (res == nullptr) {
-        PyErr_Clear();
-        throw_buffer_error(what);
-      }
+      if (res == nullptr) throw py::error_already_set();  // not expected after the checks
       Py_DECREF(res);
     }
     views_.clear();
