@@ -1,6 +1,10 @@
 // shmring error model: expected outcomes are values, never exceptions.
 #pragma once
 
+#if !defined(__cplusplus) || __cplusplus < 202002L
+#error "shmring's C++ headers need C++20 (-std=c++20 or later); from C or an older C++, include <shmring/shmring.h>"
+#endif
+
 #include <optional>
 #include <string>
 #include <system_error>

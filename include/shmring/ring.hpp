@@ -6,6 +6,10 @@
 // producer's fast path is wait-free; see docs/memory-ordering.md.
 #pragma once
 
+#if !defined(__cplusplus) || __cplusplus < 202002L
+#error "shmring's C++ headers need C++20 (-std=c++20 or later); from C or an older C++, include <shmring/shmring.h>"
+#endif
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>

@@ -1,6 +1,10 @@
 // Library and shared-memory layout versions.
 #pragma once
 
+#if !defined(__cplusplus) || __cplusplus < 202002L
+#error "shmring's C++ headers need C++20 (-std=c++20 or later); from C or an older C++, include <shmring/shmring.h>"
+#endif
+
 #include <cstdint>
 
 namespace shmring {

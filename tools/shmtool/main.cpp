@@ -8,6 +8,7 @@
 #include <string>
 
 #include "commands.hpp"
+#include "shmring/version.hpp"
 
 namespace shmtool {
 
@@ -30,6 +31,8 @@ const char kUsage[] =
     "                                    records -> stdout lines (or frames)\n"
     "  watch NAME [--interval MS] [--count N]\n"
     "                                    live rate, fill and peers (q or Ctrl-C quits)\n"
+    "\n"
+    "  --version                         the shmtool and shmring versions\n"
     "\n"
     "`shmtool COMMAND --help` describes a command. Exit status: 0 ok, 1 other failure,\n"
     "2 usage, 3 not found, 4 corrupt or incompatible, 5 permission denied, 6 busy (a live\n"
@@ -176,6 +179,11 @@ int run(int argc, char** argv) {
     return kExitUsage;
   }
   const std::string cmd = argv[1];
+  if (cmd == "--version" || cmd == "-V") {
+    std::printf("shmtool (shmring) %d.%d.%d\nshared-memory layout version %u\n", shmring::kVersionMajor,
+                shmring::kVersionMinor, shmring::kVersionPatch, static_cast<unsigned>(shmring::kLayoutVersion));
+    return kExitOk;
+  }
   if (cmd == "-h" || cmd == "--help" || cmd == "help") {
     if (cmd == "help" && argc > 2) {
       if (const char* h = command_help(argv[2])) {
