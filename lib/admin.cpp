@@ -24,10 +24,15 @@ Errc reset_ring(std::string_view name_in, bool force, std::string* detail) {
   Header* h = seg.hdr;
   std::string live;
   const auto self = ::getpid();
+  const std::uint64_t self_ns = own_pid_namespace();
   for (std::uint32_t i = 0; i < kAttachEntries; ++i) {
-    // L-A1: acquire, pairs with L-R1 (complete entries).
+    // L-A1: acquire, pairs with L-R1 (complete entries; pid_ns is written
+    // before the attached word is published).
     const std::uint64_t w = atom(h->attach[i].state).load(std::memory_order_acquire);
-    if (w == 0 || attach_word_pid(w) == self) continue;
+    if (w == 0) continue;
+    // Our own handles are not peers; a process of another PID namespace
+    // may carry the same pid number and is one.
+    if (attach_word_pid(w) == self && atom(h->attach[i].pid_ns).load(std::memory_order_relaxed) == self_ns) continue;
     if (entry_liveness(*h, i, w) == Liveness::alive) {
       if (!live.empty()) live += ", ";
       live += std::to_string(attach_word_pid(w)) + " (" +

@@ -288,6 +288,25 @@ TEST(PidNamespace, SecondProducerBusyWhileFirstLivesThenTakesOver) {
   third.wait();
 }
 
+// shmtool reset refuses while a live peer is attached. Run as pid 1 of its
+// own namespace, the resetter shares its pid number with a holder that is
+// pid 1 of another: that holder is a peer, not the resetter's own handle.
+TEST(PidNamespace, ResetRefusedByAPeerWithTheSamePidNumber) {
+  NEED_PID_NAMESPACES();
+  TestRing ring("ns_reset", Kind::spsc, WaitStrategy::futex, 4096);
+  ASSERT_EQ(ring.create_result(), Errc::ok);
+  Peer holder(args({"hold", ring.name(), "--role", "producer"}), "", in_new_pid_ns());
+  std::string l;
+  LIVE_EXPECT_LINE(holder, "opened", 5000, l);
+  ASSERT_EQ(l, "opened 0");
+  Peer resetter(args({"reset", ring.name()}), "", in_new_pid_ns());
+  LIVE_EXPECT_LINE(resetter, "reset", 5000, l);
+  EXPECT_EQ(l, "reset " + std::to_string(SHMRING_EBUSY)) << "the reset ignored a live peer of another namespace";
+  resetter.wait();
+  holder.close_stdin();
+  EXPECT_TRUE(holder.wait().exited);
+}
+
 // ---- fork() and exec() -----------------------------------------------------------
 
 // The producer forks a child that never uses the handle and lives on; then

@@ -15,6 +15,7 @@
 //             producer: fill the ring, then reserve) with its CPU time
 //   hold      open --role and keep it until stdin reaches EOF
 //   sleep     no ring: a live process that waits for stdin EOF
+//   reset     shmtool reset without --force; prints "reset RC"
 //
 // Options
 //   --id N --start S --count N --min L --max L   record stream (record.hpp)
@@ -56,6 +57,7 @@
 #include <map>
 #include <string>
 
+#include "admin.hpp"  // internal: detail::reset_ring (what shmtool reset calls)
 #include "raw_header.hpp"
 #include "record.hpp"
 #include "shmring/shmring.h"
@@ -393,6 +395,12 @@ int main(int argc, char** argv) {
   if (o.mode == "pong") return pong(o);
   if (o.mode == "idle") return idle(o);
   if (o.mode == "hold") return hold(o);
+  if (o.mode == "reset") {
+    // A polite reset (no --force): refused with busy while a live peer is attached.
+    std::string detail;
+    say("reset %d", static_cast<int>(shmring::detail::reset_ring(o.ring, false, &detail)));
+    return 0;
+  }
   if (o.mode == "sleep") {
     say("ready");
     wait_stdin_eof();
