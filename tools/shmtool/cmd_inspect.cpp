@@ -214,14 +214,18 @@ void report_json(Json& j, const Report& r, bool full) {
     j.kv("count", r.geo.slot_count);
     for (int s = 0; s <= 5; ++s) j.kv(slot_state_text(static_cast<std::uint64_t>(s)), r.slot_counts[s]);
     j.kv("unknown", r.slot_counts[6]);
-    j.key("abandoned_slots").begin_array();
-    for (const SlotView& v : r.abandoned) {
-      j.begin_object();
+    // The fields every listed slot has, then those of its list.
+    const auto slot_fields = [&j](const SlotView& v) {
       j.kv("slot", v.index);
       j.kv("lap", v.lap);
       j.kv("state", slot_state_text(v.state));
       j.kv("owner_entry", v.owner & 31);
       j.kv("owner_pid", v.owner_pid);
+    };
+    j.key("abandoned_slots").begin_array();
+    for (const SlotView& v : r.abandoned) {
+      j.begin_object();
+      slot_fields(v);
       j.kv("owner_alive", v.owner_alive);
       j.kv("reason", v.reason);
       j.end_object();
@@ -232,11 +236,7 @@ void report_json(Json& j, const Report& r, bool full) {
     j.key("held_slots").begin_array();
     for (const SlotView& v : r.held) {
       j.begin_object();
-      j.kv("slot", v.index);
-      j.kv("lap", v.lap);
-      j.kv("state", slot_state_text(v.state));
-      j.kv("owner_entry", v.owner & 31);
-      j.kv("owner_pid", v.owner_pid);
+      slot_fields(v);
       j.kv("owner_stopped", v.owner_stopped);
       j.kv("blocks", v.blocks);
       j.kv("steady", v.steady);
