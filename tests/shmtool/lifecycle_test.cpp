@@ -516,6 +516,35 @@ std::vector<std::string> drain(const std::string& name) {
   return v;
 }
 
+// Streams record_of(0), record_of(1), ... into the ring from a thread
+// (waiting at most 10 ms per send, so that stop() is prompt) until stop(),
+// which returns how many records were sent.
+class Feeder {
+ public:
+  explicit Feeder(shmring::Producer& p)
+      : thread_([this, &p] {
+          while (!stop_.load()) {
+            const std::string r = record_of(sent_);
+            const Errc e = p.send(std::as_bytes(std::span(r.data(), r.size())), std::chrono::milliseconds(10));
+            if (e == Errc::ok) ++sent_;
+            else if (e != Errc::timed_out) break;
+          }
+        }) {}
+  ~Feeder() { stop(); }
+  Feeder(const Feeder&) = delete;
+  Feeder& operator=(const Feeder&) = delete;
+  std::uint64_t stop() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+    return sent_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::uint64_t sent_ = 0;
+  std::thread thread_;  // declared last: starts after the fields it uses
+};
+
 std::vector<std::string> split_lines(const std::string& s) {
   std::vector<std::string> v;
   std::size_t b = 0;
@@ -573,24 +602,14 @@ TEST(StopCleanly, PopWhileStreaming) {
       const std::uint64_t closed0 = closed_count(raw.header(), shmring::Role::consumer);
       auto prod = shmring::Producer::open(name);
       ASSERT_TRUE(prod.ok());
-      std::atomic<bool> stop{false};
-      std::uint64_t sent = 0;
-      std::thread feeder([&] {
-        while (!stop.load()) {
-          const std::string r = record_of(sent);
-          const Errc e = prod->send(std::as_bytes(std::span(r.data(), r.size())), std::chrono::milliseconds(10));
-          if (e == Errc::ok) ++sent;
-          else if (e != Errc::timed_out) break;
-        }
-      });
+      Feeder feeder(*prod);
       Spawned pop({"pop", name});
       std::string printed;
       EXPECT_EQ(pop.read_lines(&printed, 50), 50);
       ::kill(pop.pid, sig);
       pop.read_rest(&printed);
       EXPECT_EQ(pop.wait_exit(), 128 + sig);
-      stop.store(true);
-      feeder.join();
+      const std::uint64_t sent = feeder.stop();
       prod = shmring::Producer();  // close
       std::vector<std::string> all = split_lines(printed);
       EXPECT_GE(all.size(), 50u);
@@ -628,23 +647,13 @@ TEST(StopCleanly, PopOnAClosedStdout) {
     // streaming: a feeder keeps the ring full
     auto prod = shmring::Producer::open(name);
     ASSERT_TRUE(prod.ok());
-    std::atomic<bool> stop{false};
-    std::uint64_t sent = 0;
-    std::thread feeder([&] {
-      while (!stop.load()) {
-        const std::string r = record_of(sent);
-        const Errc e = prod->send(std::as_bytes(std::span(r.data(), r.size())), std::chrono::milliseconds(10));
-        if (e == Errc::ok) ++sent;
-        else if (e != Errc::timed_out) break;
-      }
-    });
+    Feeder feeder(*prod);
     Spawned pop({"pop", name});
     std::string printed;
     EXPECT_EQ(pop.read_lines(&printed, 20), 20);
     pop.close_out();
     EXPECT_EQ(pop.wait_exit(), 0);
-    stop.store(true);
-    feeder.join();
+    const std::uint64_t sent = feeder.stop();
     prod = shmring::Producer();
     const std::vector<std::string> rest = drain(name);
     // What pop wrote into the pipe after our 20 lines died with the pipe;
