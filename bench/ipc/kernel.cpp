@@ -371,8 +371,9 @@ boost::posix_time::ptime boost_deadline() {
   return boost::posix_time::microsec_clock::universal_time() + boost::posix_time::milliseconds(100);
 }
 
-// Boost.Interprocess message_queue: one send / receive per record.
-class BoostTx {
+// Boost.Interprocess message_queue: one send / receive per record. Both
+// ends open the queue the parent created and keep one record's buffer.
+class BoostEnd {
  public:
   bool open(KernelChannel& ch, std::string* err) {
     try {
@@ -384,6 +385,16 @@ class BoostTx {
     buf_.resize(ch.size);
     return true;
   }
+  const std::string& err() const { return err_; }
+
+ protected:
+  std::optional<bip::message_queue> q_;
+  std::vector<std::byte> buf_;
+  std::string err_;
+};
+
+class BoostTx : public BoostEnd {
+ public:
   std::byte* begin(std::size_t) { return buf_.data(); }
   bool commit(std::size_t n) {
     while (!q_->timed_send(buf_.data(), n, 0, boost_deadline())) {
@@ -395,26 +406,10 @@ class BoostTx {
     return true;
   }
   bool flush() { return true; }
-  const std::string& err() const { return err_; }
-
- private:
-  std::optional<bip::message_queue> q_;
-  std::vector<std::byte> buf_;
-  std::string err_;
 };
 
-class BoostRx {
+class BoostRx : public BoostEnd {
  public:
-  bool open(KernelChannel& ch, std::string* err) {
-    try {
-      q_.emplace(bip::open_only, ch.name.c_str() + 1);
-    } catch (const std::exception& e) {
-      *err = std::string("boost message_queue open: ") + e.what();
-      return false;
-    }
-    buf_.resize(ch.size);
-    return true;
-  }
   template <class F>
   bool poll(F&& f) {
     bip::message_queue::size_type n = 0;
@@ -427,12 +422,6 @@ class BoostRx {
     }
     return f(buf_.data(), static_cast<std::size_t>(n));
   }
-  const std::string& err() const { return err_; }
-
- private:
-  std::optional<bip::message_queue> q_;
-  std::vector<std::byte> buf_;
-  std::string err_;
 };
 
 }  // namespace
