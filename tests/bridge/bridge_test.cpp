@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+#include <zmq.h>
 
 #include <atomic>
 #include <cstdint>
@@ -22,11 +23,13 @@
 #include <cstring>
 #include <dirent.h>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "shmring/shmring.hpp"
+#include "support/shm_raw.hpp"
 #include "support/test_support.hpp"
 #include "wire.hpp"
 
@@ -250,7 +253,7 @@ enum class Fault { none, link_cut, kill_sender, stop_sender };
 
 struct Outcome {
   std::uint64_t received = 0, missed = 0, backwards = 0, torn = 0, last = 0;
-  std::int64_t gap_records = -1, uncertain = -1, dup_dropped = -1, seq_resets = -1, epochs = -1;
+  std::int64_t gap_records = -1, uncertain = -1, dup_dropped = -1, seq_resets = -1, epochs = -1, late = -1;
   std::int64_t sender_records = -1;
   int sender_exit = -1;  // the stopped sender's exit status (stop_sender)
 };
@@ -444,15 +447,16 @@ Outcome BridgeTest::run(std::uint64_t total, Fault fault, bool create_remote) {
   out.dup_dropped = stat_of(ro, "dup_dropped");
   out.seq_resets = stat_of(ro, "seq_resets");
   out.epochs = stat_of(ro, "epochs");
+  out.late = stat_of(ro, "late_records");
   out.sender_records = stat_of(sender->out(), "records");
   std::printf("bridge %s: %llu records, consumer received %llu, missed %llu; receiver reported gap_records %lld "
-              "(uncertain %lld), epochs %lld, dup_dropped %lld\n",
+              "(uncertain %lld, late %lld), epochs %lld, dup_dropped %lld\n",
               fault == Fault::none           ? "clean"
               : fault == Fault::link_cut     ? "link cut"
               : fault == Fault::kill_sender  ? "sender killed"
                                              : "sender stopped",
               (unsigned long long)total, (unsigned long long)out.received, (unsigned long long)out.missed,
-              (long long)out.gap_records, (long long)out.uncertain, (long long)out.epochs, (long long)out.dup_dropped);
+              (long long)out.gap_records, (long long)out.uncertain, (long long)out.late, (long long)out.epochs, (long long)out.dup_dropped);
   if (::testing::Test::HasFailure()) {
     std::printf("--- receiver stderr\n%s--- sender stderr\n%s", recv.err().c_str(), sender->err().c_str());
   }
@@ -517,6 +521,19 @@ TEST_F(BridgeTest, SenderStoppedCleanlyAndRestartedLosesNothing) {
   EXPECT_EQ(o.epochs, 1);
 }
 
+// The endpoint a receiver bound to "tcp://127.0.0.1:*" logs ("listening on
+// ..."), or "" if it does not within 10 s.
+std::string listening_endpoint(const Bridge& recv) {
+  const std::int64_t end = st::now_ns() + 10'000'000'000;
+  while (st::now_ns() < end) {
+    const std::string e = recv.err();
+    if (const std::size_t k = e.find("listening on "); k != std::string::npos && e.find('\n', k) != std::string::npos)
+      return e.substr(k + 13, e.find('\n', k) - k - 13);
+    ::usleep(5000);  // polling the log for the bound port
+  }
+  return {};
+}
+
 // A sender that died between BR-1 and BR-2 (docs/bridge.md, "The one
 // uncertain case") left pending = 3 at seq 5 in its state file. Its
 // successor resumes at 8 either way; it reports the 3 records as uncertain
@@ -568,15 +585,7 @@ RestartOutcome restart_with_pending(bool batch_still_in_ring) {
   const std::string logs = logdir;
   {
     Bridge recv("", {"recv", "tcp://127.0.0.1:*", ring_b.name(), "--stats-json"}, logs + "/recv");
-    std::string endpoint;
-    const std::int64_t end = st::now_ns() + 10'000'000'000;
-    while (endpoint.empty() && st::now_ns() < end) {
-      const std::string e = recv.err();
-      if (const std::size_t k = e.find("listening on "); k != std::string::npos && e.find('\n', k) != std::string::npos)
-        endpoint = e.substr(k + 13, e.find('\n', k) - k - 13);
-      else
-        ::usleep(5000);  // polling the log for the bound port
-    }
+    const std::string endpoint = listening_endpoint(recv);
     if (endpoint.empty()) {
       ADD_FAILURE() << "the receiver never said where it listens:\n" << recv.err();
       return out;
@@ -615,6 +624,162 @@ TEST(BridgeRestart, PendingBatchThatLeftTheRingIsCertain) {
   EXPECT_EQ(stat_of(o.recv_out, "uncertain_records"), 0) << o.recv_out << o.send_err;
   EXPECT_EQ(stat_of(o.recv_out, "next_seq"), 18) << "resumed at 5 + 3";
   EXPECT_NE(o.send_err.find("they had left"), std::string::npos) << o.send_err;
+}
+
+// A sender that has taken records with deferred releases and waits for more
+// (--batch-us) publishes those releases before it sleeps: the records leave
+// the ring then, before the batch is sent. Killed in that sleep, it must have
+// recorded them (BR-1/BR-2) so that its successor does not reuse their
+// numbers, which would hide their loss from the receiver's gap count.
+// Loopback: no root needed.
+TEST(BridgeRestart, RecordsThatLeftTheRingBeforeASleepKeepTheirNumbers) {
+  st::ShmGuard ring_a(st::unique_ring_name("a"));
+  st::ShmGuard ring_b(st::unique_ring_name("b"));
+  st::ShmGuard state(ring_a.name() + ".bridge-send");
+  shmring::Config cfg;
+  cfg.capacity = 1 << 16;
+  ASSERT_EQ(shmring::create(ring_a.name(), cfg), Errc::ok) << shmring::last_error_message();
+  ASSERT_EQ(shmring::create(ring_b.name(), cfg), Errc::ok) << shmring::last_error_message();
+  auto p = shmring::Producer::open(ring_a.name());
+  ASSERT_TRUE(static_cast<bool>(p)) << shmring::last_error_message();
+  st::RawMap raw(ring_a.name());
+  ASSERT_TRUE(raw.ok());
+  char logdir[] = "/tmp/shmring-bridge-test.XXXXXX";
+  ASSERT_NE(::mkdtemp(logdir), nullptr);
+  const std::string logs = logdir;
+  std::vector<std::uint64_t> seqs;
+  std::string recv_out, first_err;
+  bool drained = false;
+  {
+    Bridge recv("", {"recv", "tcp://127.0.0.1:*", ring_b.name(), "--stats-json"}, logs + "/recv");
+    const std::string endpoint = listening_endpoint(recv);
+    ASSERT_FALSE(endpoint.empty()) << "the receiver never said where it listens:\n" << recv.err();
+    auto first = std::make_unique<Bridge>(
+        "", std::vector<std::string>{"send", ring_a.name(), endpoint, "--batch-us", "1000000"}, logs + "/send.0");
+    std::byte rec[kRecordSize];
+    for (std::uint64_t i = 0; i < 3; ++i) {
+      fill_record(rec, i);
+      ASSERT_EQ(p->send(rec, 1s), Errc::ok);
+    }
+    // The sender has taken the three and sleeps for more once it has
+    // handed their space back (head == tail); it sends them after 1 s.
+    const std::int64_t end = st::now_ns() + 10'000'000'000;
+    while (!(drained = raw.head() == raw.tail()) && st::now_ns() < end) ::usleep(200);
+    first->kill_now();
+    first_err = first->err();
+    first.reset();
+    Bridge second("", {"send", ring_a.name(), endpoint}, logs + "/send.1");
+    for (std::uint64_t i = 3; i < 6; ++i) {
+      fill_record(rec, i);
+      ASSERT_EQ(p->send(rec, 1s), Errc::ok);
+    }
+    auto c = shmring::Consumer::open(ring_b.name());
+    ASSERT_TRUE(static_cast<bool>(c)) << shmring::last_error_message();
+    for (int i = 0; i < 3; ++i) {
+      std::byte buf[kRecordSize];
+      auto n = c->recv(buf, 20s);
+      std::uint64_t seq = 0;
+      if (!n || !check_record(buf, *n, &seq)) break;
+      seqs.push_back(seq);
+    }
+    second.stop(10s);
+    recv.stop(10s);
+    recv_out = recv.out();
+  }
+  sh("rm -rf " + logs);
+  EXPECT_TRUE(drained) << "the first sender never took the records";
+  // Records 0..2 left the ring with the killed sender and were never sent.
+  EXPECT_EQ(seqs, (std::vector<std::uint64_t>{3, 4, 5})) << first_err;
+  // The successor numbered 3..5 after them: seq 3, so next_seq 6 (3 if it
+  // had reused the dead sender's numbers).
+  EXPECT_EQ(stat_of(recv_out, "next_seq"), 6) << recv_out;
+  EXPECT_EQ(stat_of(recv_out, "uncertain_records"), 0) << recv_out;
+}
+
+// Two senders' connections interleave at the receiver: a sender SIGKILLed
+// with batches still in its TCP buffer, which the kernel delivers after the
+// successor's first batch has arrived (docs/bridge.md, "Late batches"). Two
+// ZeroMQ PUSH sockets of this process play the dead sender (epoch A) and its
+// successor (epoch B, resuming at seq 20). The late batch 10..19 of epoch A
+// must be dropped: it was counted in the gap at the restart, and producing it
+// after B's records would reorder the stream. Loopback: no root needed.
+TEST(BridgeRestart, LateBatchOfADeadSenderIsDroppedAndCounted) {
+  namespace sb = shmring::bridge;
+  st::ShmGuard ring_b(st::unique_ring_name("b"));
+  shmring::Config cfg;
+  cfg.capacity = 1 << 16;
+  ASSERT_EQ(shmring::create(ring_b.name(), cfg), Errc::ok) << shmring::last_error_message();
+  char logdir[] = "/tmp/shmring-bridge-test.XXXXXX";
+  ASSERT_NE(::mkdtemp(logdir), nullptr);
+  const std::string logs = logdir;
+  std::string recv_out, recv_err;
+  std::vector<std::uint64_t> seqs;
+  {
+    Bridge recv("", {"recv", "tcp://127.0.0.1:*", ring_b.name(), "--stats-json"}, logs + "/recv");
+    const std::string endpoint = listening_endpoint(recv);
+    ASSERT_FALSE(endpoint.empty()) << "the receiver never said where it listens:\n" << recv.err();
+    void* ctx = zmq_ctx_new();
+    void* a = zmq_socket(ctx, ZMQ_PUSH);
+    void* b = zmq_socket(ctx, ZMQ_PUSH);
+    ASSERT_EQ(zmq_connect(a, endpoint.c_str()), 0);
+    ASSERT_EQ(zmq_connect(b, endpoint.c_str()), 0);
+    auto send_batch = [&](void* sock, std::uint64_t epoch, std::uint64_t start, std::uint64_t first) {
+      sb::BatchHeader h{};
+      h.magic = sb::kBatchMagic;
+      h.version = sb::kWireVersion;
+      h.epoch = epoch;
+      h.first_seq = first;
+      h.epoch_start_seq = start;
+      h.count = 10;
+      h.max_record = 1024;
+      std::vector<std::byte> msg(sizeof h + 10 * (sb::kRecordPrefix + kRecordSize));
+      std::memcpy(msg.data(), &h, sizeof h);
+      std::size_t off = sizeof h;
+      for (std::uint64_t i = 0; i < 10; ++i) {
+        const std::uint32_t len = kRecordSize;
+        std::memcpy(msg.data() + off, &len, sizeof len);
+        fill_record(msg.data() + off + sb::kRecordPrefix, first + i);
+        off += sb::kRecordPrefix + kRecordSize;
+      }
+      EXPECT_EQ(zmq_send(sock, msg.data(), msg.size(), 0), static_cast<int>(msg.size()));
+    };
+    auto c = shmring::Consumer::open(ring_b.name());
+    ASSERT_TRUE(static_cast<bool>(c)) << shmring::last_error_message();
+    auto take = [&](std::size_t n) {
+      for (std::size_t i = 0; i < n; ++i) {
+        std::byte buf[kRecordSize];
+        auto r = c->recv(buf, 20s);
+        std::uint64_t seq = 0;
+        if (!r || !check_record(buf, *r, &seq)) return;
+        seqs.push_back(seq);
+      }
+    };
+    // Each step waits for its records at the consumer, so the receiver has
+    // handled one batch before the next is sent: the order is the test's.
+    send_batch(a, 0xA, 0, 0);
+    take(10);
+    send_batch(b, 0xB, 20, 20);
+    take(10);
+    send_batch(a, 0xA, 0, 10);  // late: A died after handing it to TCP
+    send_batch(b, 0xB, 20, 30);
+    take(10);
+    zmq_close(a);
+    zmq_close(b);
+    zmq_ctx_term(ctx);
+    recv.stop(10s);
+    recv_out = recv.out();
+    recv_err = recv.err();
+  }
+  sh("rm -rf " + logs);
+  std::vector<std::uint64_t> want;
+  for (std::uint64_t i = 0; i < 40; ++i)
+    if (i < 10 || i >= 20) want.push_back(i);
+  EXPECT_EQ(seqs, want) << recv_err;
+  EXPECT_EQ(stat_of(recv_out, "gap_records"), 10) << recv_out;
+  EXPECT_EQ(stat_of(recv_out, "late_records"), 10) << recv_out;
+  EXPECT_EQ(stat_of(recv_out, "epochs"), 1) << recv_out;
+  EXPECT_EQ(stat_of(recv_out, "seq_resets"), 0) << recv_out;
+  EXPECT_EQ(stat_of(recv_out, "dup_dropped"), 0) << recv_out;
 }
 
 // Clear errors without any network: a ring that does not exist.

@@ -75,6 +75,7 @@ struct Stats {
   std::uint64_t records = 0, bytes = 0, batches = 0;
   std::uint64_t gaps = 0, gap_records = 0, uncertain_records = 0, epochs = 0, seq_resets = 0;
   std::uint64_t dup_dropped = 0, bad_batches = 0;
+  std::uint64_t late_batches = 0, late_records = 0;  // recv: of superseded epochs, dropped
   std::uint64_t next_seq = 0, epoch = 0;
   std::int64_t lag_ns = 0;         // recv: age of the last batch; send: time the last send waited
   std::uint64_t blocked_ns = 0;    // send: total time zmq_send waited for the high-water mark

@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "bridge.hpp"
 #include "wire.hpp"
@@ -85,6 +86,10 @@ int run_recv(const Options& o) {
   StatsPrinter printer(o, false);
   bool have_epoch = false;
   std::uint64_t expected = 0;  // next sequence number of the current epoch
+  // Epochs this receiver has seen superseded, newest last: a batch of one of
+  // them is a late batch of a dead sender (docs/bridge.md, "Late batches").
+  std::vector<std::uint64_t> past_epochs;
+  constexpr std::size_t kPastEpochs = 64;
   int rc = 0;
   zmq_msg_t msg;
   zmq_msg_init(&msg);
@@ -119,6 +124,20 @@ int run_recv(const Options& o) {
     }
     // Sequence check (docs/bridge.md, "Gaps").
     std::uint64_t skip = 0;
+    if (have_epoch && h.epoch != s.epoch &&
+        std::find(past_epochs.begin(), past_epochs.end(), h.epoch) != past_epochs.end()) {
+      // A batch its sender handed to TCP before it died, arriving after its
+      // successor's first batch on another connection. Its records were
+      // counted in the gap at the restart; producing them now would reorder
+      // the stream, so they stay lost.
+      if (s.late_records == 0 || (s.late_batches & 1023) == 0)
+        log_line("dropped a late batch of the earlier epoch %016llx (seq %llu..%llu): counted in the gap",
+                 (unsigned long long)h.epoch, (unsigned long long)h.first_seq,
+                 (unsigned long long)(h.first_seq + h.count - 1));
+      ++s.late_batches;
+      s.late_records += h.count;
+      continue;
+    }
     if (!have_epoch || h.epoch != s.epoch) {
       if (!have_epoch) {
         // The first batch this receiver sees is its baseline: what came
@@ -145,6 +164,10 @@ int run_recv(const Options& o) {
         s.uncertain_records += h.uncertain;
         log_line("%u records at the restart may or may not have been lost (counted in the gap, as uncertain)",
                  h.uncertain);
+      }
+      if (have_epoch) {
+        if (past_epochs.size() == kPastEpochs) past_epochs.erase(past_epochs.begin());
+        past_epochs.push_back(s.epoch);
       }
       have_epoch = true;
       s.epoch = h.epoch;

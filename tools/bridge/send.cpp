@@ -75,6 +75,32 @@ struct StateFile {
   }
 };
 
+// Lets the batch's records [from, to) (already released with
+// Publish::later, numbered first_seq onwards) leave the ring, recording
+// it in the state file: BR-1 intent, flush, BR-2 commit.
+Errc commit_left(StateFile& state, const std::vector<std::byte>& buf, std::uint64_t first_seq, std::uint32_t from,
+                 std::uint32_t to, shmring::Consumer& cons) {
+  std::size_t off = sizeof(sb::BatchHeader);
+  std::uint32_t len = 0;
+  for (std::uint32_t i = 0;; ++i) {
+    std::memcpy(&len, buf.data() + off, sizeof len);
+    if (i == from) break;
+    off += sb::kRecordPrefix + len;
+  }
+  state.st->pending_hash = sb::record_hash({buf.data() + off + sb::kRecordPrefix, std::size_t{len}});
+  // BR-1: intent, release store (also publishes pending_hash); read by
+  // BR-A1 of a later sender.
+  state.st->word.store(first_seq << sb::kPendingBits | (to - from), std::memory_order_release);
+  const Errc e = cons.flush();
+  if (e != Errc::ok) {
+    log_line("flush failed: %s", shmring::to_string(e));
+    return e;
+  }
+  // BR-2: commit, release store; read by BR-A1 of a later sender.
+  state.st->word.store((first_seq + (to - from)) << sb::kPendingBits, std::memory_order_release);
+  return Errc::ok;
+}
+
 }  // namespace
 
 // ---- send ----------------------------------------------------------------------
@@ -142,6 +168,7 @@ int run_send(const Options& o) {
     // Gather: wait up to 100 ms for a first record, then up to batch-us for more.
     buf.resize(sizeof(sb::BatchHeader));
     std::uint32_t count = 0;
+    std::uint32_t committed = 0;  // of the batch's records, those recorded as left (BR-2)
     std::int64_t deadline = 0;
     while (count < sb::kMaxPending) {
       // Try first: while records are queued, no clock read and no wait.
@@ -154,7 +181,20 @@ int run_send(const Options& o) {
           const std::int64_t left = deadline - mono_ns();
           if (left > 0) t = std::chrono::nanoseconds(left);
         }
-        if (t.ns() != 0) r = cons.peek(t);
+        if (t.ns() != 0) {
+          // A consumer about to sleep hands its deferred releases back to the
+          // producer (it publishes them before waiting): they leave the ring
+          // here, so record them as leaving first (BR-1 .. BR-2).
+          if (deferred && count > committed) {
+            const Errc e = commit_left(state, buf, seq + committed, committed, count, cons);
+            if (e != Errc::ok) {
+              rc = kExitFail;
+              break;
+            }
+            committed = count;
+          }
+          r = cons.peek(t);
+        }
       }
       if (!r) {
         if (r.error() == Errc::timed_out || r.error() == Errc::would_block) break;
@@ -203,22 +243,11 @@ int run_send(const Options& o) {
       if (rc != 0) break;
       continue;
     }
-    if (deferred) {
-      std::uint32_t len0;
-      std::memcpy(&len0, buf.data() + sizeof(sb::BatchHeader), sizeof len0);
-      state.st->pending_hash =
-          sb::record_hash({buf.data() + sizeof(sb::BatchHeader) + sb::kRecordPrefix, std::size_t{len0}});
-      // BR-1: intent, release store (also publishes pending_hash); read by
-      // BR-A1 of a later sender.
-      state.st->word.store(seq << sb::kPendingBits | count, std::memory_order_release);
-      const Errc e = cons.flush();
-      if (e != Errc::ok) {
-        log_line("flush failed: %s", shmring::to_string(e));
+    if (deferred && count > committed) {
+      if (commit_left(state, buf, seq + committed, committed, count, cons) != Errc::ok) {
         rc = kExitFail;
         break;
       }
-      // BR-2: commit, release store; read by BR-A1 of a later sender.
-      state.st->word.store((seq + count) << sb::kPendingBits, std::memory_order_release);
     }
     sb::BatchHeader h{};
     h.magic = sb::kBatchMagic;

@@ -19,12 +19,13 @@ void StatsPrinter::print(const Stats& s, const Zmq& z, bool final) {
     std::printf(
         "{\"role\":\"%s\",\"ring\":\"%s\",\"final\":%s,\"records\":%llu,\"bytes\":%llu,\"batches\":%llu,"
         "\"gaps\":%llu,\"gap_records\":%llu,\"uncertain_records\":%llu,\"epochs\":%llu,\"seq_resets\":%llu,"
-        "\"dup_dropped\":%llu,\"bad_batches\":%llu,\"reconnects\":%llu,\"disconnects\":%llu,"
+        "\"dup_dropped\":%llu,\"late_records\":%llu,\"bad_batches\":%llu,\"reconnects\":%llu,\"disconnects\":%llu,"
         "\"next_seq\":%llu,\"epoch\":\"%016llx\",\"lag_us\":%lld,\"blocked_ms\":%llu}\n",
         send_ ? "send" : "recv", g_ring.c_str(), final ? "true" : "false", (unsigned long long)s.records,
         (unsigned long long)s.bytes, (unsigned long long)s.batches, (unsigned long long)s.gaps,
         (unsigned long long)s.gap_records, (unsigned long long)s.uncertain_records, (unsigned long long)s.epochs,
-        (unsigned long long)s.seq_resets, (unsigned long long)s.dup_dropped, (unsigned long long)s.bad_batches,
+        (unsigned long long)s.seq_resets, (unsigned long long)s.dup_dropped, (unsigned long long)s.late_records,
+        (unsigned long long)s.bad_batches,
         (unsigned long long)reconnects, (unsigned long long)z.disconnects, (unsigned long long)s.next_seq,
         (unsigned long long)s.epoch, (long long)(s.lag_ns / 1000), (unsigned long long)(s.blocked_ns / 1000000));
   } else {

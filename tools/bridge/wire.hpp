@@ -104,6 +104,10 @@ inline std::optional<BatchHeader> parse_batch(std::span<const std::byte> msg, st
 //   BR-1 intent:  word = C << 16 | N   before N taken records leave the ring
 //   BR-2 commit:  word = (C + N) << 16 after they have left it
 //
+// Taken records leave the ring at the sender's flush() and also whenever it
+// waits for more (a waiting consumer publishes its deferred releases), so
+// BR-1 .. BR-2 bracket both (send.cpp, commit_left).
+//
 // Both are plain release stores by the sole writer; the only reader is a
 // later sender process (BR-A1, acquire load at start), which runs after the
 // writer died or exited, so process exit orders them. A restart that finds
